@@ -4,7 +4,7 @@
 
 Speed: both read the same WARC (real pages from ../shared/corpus/pages/trafilatura wrapped as
 CommonCrawl-style records) in one process (= one core) and go to language ID:
-  gristmill: pipeline.warc.WarcReader -> Extract -> LengthFilter -> LangId (batched)
+  gristmill: pipeline.readers.warc.WarcReader -> Extract -> LengthFilter -> LangId (batched)
   datatrove: WarcReader -> Trafilatura (its defaults: favour_precision, deduplicate, 1 s sandbox
              timeout) -> LanguageFilter (its default ft176 backend, pointed at the same local
              lid.176.ftz instead of downloading lid.176.bin)
@@ -44,8 +44,9 @@ def build_warc(path: Path, n: int) -> int:
 
 def run_ours(path: Path) -> tuple[int, int, float]:
     from filters.langid import LangId
-    from pipeline.extract import Extract, LengthFilter
-    from pipeline.warc import WarcReader
+    from filters.length import LengthFilter
+    from pipeline.extract import Extract
+    from pipeline.readers.warc import WarcReader
 
     stages = [Extract(), LengthFilter(), LangId()]
     for s in stages:

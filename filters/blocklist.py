@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.document import Document
+from pipeline.registry import register_stage
 from pipeline.stage import Filter
 
 # Bump when the on-disk table layout or the hashing changes: old caches are then ignored.
@@ -300,6 +301,7 @@ def _read_words(name: str) -> set[str]:
         return {_NON_ALNUM.sub("", x).lower() for x in f if x and x[0] != "#"} - {""}
 
 
+@register_stage("url", order=10, formats=("warc",))
 class UrlFilter(Filter):
     """Drops documents whose URL is on a blocklist; needs only `doc.url` (runs before extraction)."""
 

@@ -13,6 +13,7 @@ import functools
 from pathlib import Path
 
 from pipeline.document import Document
+from pipeline.registry import register_stage
 from pipeline.stage import Filter
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "lid.176.ftz"
@@ -58,6 +59,7 @@ class LangIdConfig:
             raise ValueError(f"model_path {self.model_path!r} does not exist")
 
 
+@register_stage("langid", order=40)
 class LangId(Filter):
     name = "langid_v1"
     config_cls = LangIdConfig

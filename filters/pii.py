@@ -43,6 +43,7 @@ import phonenumbers
 import pyarrow as pa
 
 from pipeline.document import Document
+from pipeline.registry import register_stage
 from pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,7 @@ def scrub(text: str, config: PiiConfig | None = None) -> tuple[str, dict[str, in
     return "".join(out), counts
 
 
+@register_stage("pii", order=70)
 class PiiScrubber(Stage):
     """Replaces PII in `doc.text` and records counts per type; never drops a document."""
 

@@ -48,6 +48,7 @@ from filters.words import (
     token_kind,
 )
 from pipeline.document import Document
+from pipeline.registry import register_stage
 from pipeline.stage import Filter
 
 STOP_WORDS_PATH = Path(__file__).resolve().parent / "data" / "stopwords" / "gopher_stop_words.json"
@@ -258,6 +259,7 @@ class QualityConfig:
             raise ValueError(f"default_language: expected an ISO 639 code such as 'en', got {self.default_language!r}")
 
 
+@register_stage("quality", order=50)
 class QualityFilter(Filter):
     """Gopher + C4 + FineWeb heuristics on one shared, language-aware split of each document."""
 

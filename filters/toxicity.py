@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from filters.blocklist import UrlFilter, UrlFilterConfig  # noqa: F401  (config SECTIONS["url"])
 from pipeline.document import Document
+from pipeline.registry import register_stage
 from pipeline.stage import Filter
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -212,6 +212,7 @@ class ToxicityConfig:
             raise ValueError(f"model_path {self.model_path!r} does not exist; leave it empty for the shipped model")
 
 
+@register_stage("toxicity", order=60)
 class ToxicityFilter(Filter):
     """Stores bad-word counts and the classifier score; drops above the configured thresholds."""
 

@@ -30,29 +30,38 @@ class ConfigError(ValueError):
     """Bad configuration: the message says where and what was expected."""
 
 
-# section name -> (module, dataclass). Per-document stages share their section name with the
-# stage registry in pipeline/registry.py.
-SECTIONS: dict[str, tuple[str, str]] = {
+# Sections of the global steps: name -> (module, dataclass). Every per-document stage and every
+# reader brings its own section, named by its key in pipeline/registry.py.
+GLOBAL_SECTIONS: dict[str, tuple[str, str]] = {
     "pipeline": ("pipeline.config", "PipelineConfig"),
-    "url": ("filters.toxicity", "UrlFilterConfig"),
-    "extract": ("pipeline.extract", "ExtractConfig"),
-    "length": ("pipeline.extract", "LengthConfig"),
-    "langid": ("filters.langid", "LangIdConfig"),
-    "quality": ("filters.quality", "QualityConfig"),
-    "toxicity": ("filters.toxicity", "ToxicityConfig"),
-    "pii": ("filters.pii", "PiiConfig"),
     "dedup": ("pipeline.dedup", "DedupConfig"),
     "tokenize": ("pipeline.tokens", "TokenizeConfig"),
 }
 
-DEFAULT_STAGES = ("url", "extract", "length", "langid", "quality", "toxicity", "pii")
+
+def sections() -> dict[str, type]:
+    """Every valid [section]: the global steps', then one per registered stage and reader."""
+    from pipeline import registry
+
+    out = {name: getattr(importlib.import_module(m), c) for name, (m, c) in GLOBAL_SECTIONS.items()}
+    for key, entry in {**registry.readers(), **registry.stages()}.items():
+        if key in out:
+            raise ConfigError(f"section [{key}] is claimed twice (a stage or reader named like a global step)")
+        out[key] = entry.config_cls
+    return out
+
+
+def default_stages() -> tuple[str, ...]:
+    from pipeline.registry import default_stages as registered
+
+    return registered()
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     # Per-document stages in order. Cheap first: the URL check needs no extraction, length
     # needs no model, language ID comes before the language-aware quality rules.
-    stages: tuple[str, ...] = DEFAULT_STAGES
+    stages: tuple[str, ...] = dataclasses.field(default_factory=default_stages)
     # Global steps after the per-shard stages.
     dedup: bool = True
     tokenize: bool = True
@@ -94,8 +103,7 @@ def _plain(value: Any) -> Any:
 
 
 def section_class(name: str) -> type:
-    module, cls = SECTIONS[name]
-    return getattr(importlib.import_module(module), cls)
+    return sections()[name]
 
 
 def build_section(name: str, values: dict[str, Any], where: str) -> Any:
@@ -187,18 +195,19 @@ def load_config(path: str | Path | None = None) -> Config:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    unknown = sorted(set(raw) - set(SECTIONS))
+    valid = sections()
+    unknown = sorted(set(raw) - set(valid))
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {sorted(SECTIONS)}")
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {sorted(valid)}")
     for name, values in raw.items():
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: '{name}' must be a [section] table, got {values!r}")
-    sections = {name: build_section(name, raw.get(name, {}), where) for name in SECTIONS}
-    from pipeline.registry import STAGES  # late: the registry imports the stage modules
+    built = {name: build_section(name, raw.get(name, {}), where) for name in valid}
+    from pipeline.registry import stages
 
-    for stage in sections["pipeline"].stages:
-        if stage not in STAGES:
+    for stage in built["pipeline"].stages:
+        if stage not in stages():
             raise ConfigError(
-                f"{where}: [pipeline] stages names unknown stage '{stage}'; valid: {sorted(STAGES)}"
+                f"{where}: [pipeline] stages names unknown stage '{stage}'; valid: {sorted(stages())}"
             )
-    return Config(sections=sections, source=where)
+    return Config(sections=built, source=where)

@@ -18,6 +18,14 @@ class Document:
     warc_path: str
     warc_offset: int
     record_type: str
+    # Which reader made it (warc, jsonl, parquet, text, mediawiki); `warc_path` is the input file
+    # whatever the format, `warc_offset` the record's byte offset where there is one.
+    input_format: str = "warc"
+    # Line number (JSONL, text), row number (Parquet) or page number (MediaWiki) in the file.
+    source_row: int | None = None
+    # The record's own id in its source (JSONL/Parquet `id`, MediaWiki page id), and its title.
+    source_id: str | None = None
+    title: str | None = None
     warc_record_id: str | None = None
     url: str | None = None
     fetch_date: str | None = None

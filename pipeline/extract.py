@@ -26,7 +26,8 @@ from typing import ClassVar
 import pyarrow as pa
 
 from pipeline.document import Document
-from pipeline.stage import Filter, Stage
+from pipeline.registry import register_stage
+from pipeline.stage import Stage
 
 _ALIASES = {
     "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030", "cp936": "gb18030",
@@ -119,6 +120,7 @@ class ExtractConfig:
             raise ValueError(f"max_html_chars must be > 0, got {self.max_html_chars}")
 
 
+@register_stage("extract", order=20, formats=("warc",))
 class Extract(Stage):
     """HTML (or WET text) -> `doc.text`; drops pages with nothing extractable, with a reason."""
 
@@ -174,30 +176,3 @@ class Extract(Stage):
             return
         doc.text = text
         doc.n_chars = len(text)
-
-
-@dataclasses.dataclass(frozen=True)
-class LengthConfig:
-    # Characters of extracted text; shorter documents are not worth a language-ID call.
-    min_chars: int = 200
-    max_chars: int = 1_000_000
-
-    def validate(self) -> None:
-        if not 0 <= self.min_chars < self.max_chars:
-            raise ValueError(f"need 0 <= min_chars < max_chars, got {self.min_chars}, {self.max_chars}")
-
-
-class LengthFilter(Filter):
-    name = "length_v1"
-    config_cls = LengthConfig
-
-    def score(self, doc: Document) -> dict:
-        return {}
-
-    def keep(self, doc: Document, scores: dict) -> tuple[bool, str | None]:
-        n = len(doc.text)
-        if n < self.config.min_chars:
-            return False, "too_short"
-        if n > self.config.max_chars:
-            return False, "too_long"
-        return True, None

@@ -25,6 +25,10 @@ DOCUMENT_BASE: dict[str, pa.DataType] = {
     "warc_record_id": pa.string(),
     "warc_offset": pa.int64(),
     "record_type": pa.string(),
+    "input_format": pa.string(),
+    "source_row": pa.int64(),
+    "source_id": pa.string(),
+    "title": pa.string(),
     "url": pa.string(),
     "fetch_date": pa.string(),
     "content_type": pa.string(),
@@ -58,6 +62,7 @@ STAGES_SCHEMA = pa.schema([
     ("seconds", pa.float64()),
     ("worker", pa.string()),
     ("details", pa.string()),        # JSON: stage-specific figures (e.g. dedup's cluster-size histogram)
+    ("retries", pa.int64()),         # transient I/O errors retried (read stage; null elsewhere)
     ("config_hash", pa.string()),
 ])
 
@@ -78,6 +83,8 @@ RUN_SCHEMA = pa.schema([
     ("input_sha256", pa.string()),
     ("shard", pa.string()),
     ("shard_status", pa.string()),
+    ("input_format", pa.string()),
+    ("collection_stages", pa.string()),  # JSON list: the stages this input's collection ran
     ("error", pa.string()),
 ])
 

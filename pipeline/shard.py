@@ -32,7 +32,7 @@ from pipeline.document import Document
 from pipeline.manifest import DOCUMENT_BASE, STAGES_SCHEMA, table_from_rows, write_parquet
 from pipeline.registry import build_stages
 from pipeline.stage import Stage
-from pipeline.warc import WarcReader
+from pipeline.readers.warc import WarcReader
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from conftest import FIXTURES, REPO, read_manifest, run_pipeline
 
-from pipeline.warc import WarcReader
+from pipeline.readers.warc import WarcReader
 
 sys.path.insert(0, str(REPO / "tests" / "data"))
 from make_fixtures import gz, record, warcinfo  # noqa: E402

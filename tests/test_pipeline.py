@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURES, read_manifest, run_pipeline
 
-from pipeline.warc import WarcReader
+from pipeline.readers.warc import WarcReader
 
 pytestmark = pytest.mark.ray
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, PYTHON, REPO, read_manifest
 
-from pipeline.warc import WarcReader
+from pipeline.readers.warc import WarcReader
 
 pytestmark = pytest.mark.ray
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 from conftest import FIXTURES, shared
 
-from pipeline.warc import WarcReader
+from pipeline.readers.warc import WarcReader
 
 
 def read(path) -> list:

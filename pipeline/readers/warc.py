@@ -13,16 +13,19 @@ keep going (the others are dropped at stage `read` with the record type as the r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import re
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from pipeline import storage
 from pipeline.document import Document
+from pipeline.readers import Reader
+from pipeline.registry import register_reader
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,12 @@ def record_type_name(rt: WarcRecordType) -> str:
     return _TYPE_NAMES.get(int(rt), "unknown")
 
 
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".wat", ".wat.gz", ".warc.wet.gz", ".warc.wat.gz",
+                 ".warc.wet", ".warc.wat", ".wet.txt", ".warc.wet.txt")
+
+
 def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
+    with storage.open_input(path) as f:
         return f.read(3) == GZIP_MAGIC
 
 
@@ -59,6 +66,7 @@ class WarcReader:
         self.path = path
         self.shard_id = shard_id
         self.max_payload_bytes = max_payload_bytes
+        self.read_failed: str | None = None
 
     def _doc(self, offset: int, record_type: str, **kw) -> Document:
         return Document(doc_id=f"{self.shard_id}/{offset}", warc_path=self.path, warc_offset=offset,
@@ -66,10 +74,11 @@ class WarcReader:
 
     def __iter__(self) -> Iterator[Document]:
         try:
-            size = Path(self.path).stat().st_size
-            gz = _is_gzip(self.path)
-        except OSError as exc:
-            yield self._doc(0, "unreadable", drop_stage="read", drop_reason=f"unreadable_file: {exc.strerror or exc}")
+            size = storage.size_of(self.path)
+            gz = _is_gzip(self.path) if size else False
+        except Exception as exc:  # missing, forbidden, or still failing after retries
+            reason = getattr(exc, "strerror", None) or storage.redact_text(str(exc))[:200] or type(exc).__name__
+            yield self._doc(0, "unreadable", drop_stage="read", drop_reason=f"unreadable_file: {reason}")
             return
         if size == 0:
             yield self._doc(0, "unreadable", drop_stage="read", drop_reason="empty_file")
@@ -80,14 +89,22 @@ class WarcReader:
             failed_at = None
             error = ""
             last = None
-            with open(self.path, "rb") as f:
+            with storage.open_input(self.path) as f:
                 f.seek(start)
                 try:
                     for rec in ArchiveIterator(f, parse_http=False, quirks_mode=True):
                         last = rec.stream_pos  # absolute: fastwarc asks the file for its position
                         seen.append(last)
                         yield self._record(rec, last)
-                except OSError as exc:
+                except Exception as exc:
+                    if storage.is_transient(exc):
+                        # Still failing after storage's retries: the rest of the file is lost, and said so.
+                        self.read_failed = storage.redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                        yield self._doc(last or start, "unparsed", drop_stage="read",
+                                        drop_reason=f"read_failed: {self.read_failed}")
+                        return
+                    if not isinstance(exc, OSError):
+                        raise
                     error = str(exc)
                     # The record that failed starts after the last good one (or at `start`).
                     failed_at = start if last is None else self._next_magic(last + 1, gz, size)
@@ -107,7 +124,9 @@ class WarcReader:
 
     def _next_magic(self, pos: int, gz: bool, size: int) -> int:
         magic = GZIP_MAGIC if gz else WARC_MAGIC
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if not storage.is_local(self.path):
+            return self._next_magic_stream(pos, gz, size, magic)
+        with open(storage.local_path(self.path), "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             while True:
                 i = m.find(magic, pos)
                 if i < 0:
@@ -117,10 +136,29 @@ class WarcReader:
                     return i
                 pos = i + 1
 
+    def _next_magic_stream(self, pos: int, gz: bool, size: int, magic: bytes, block: int = 1 << 20) -> int:
+        """`_next_magic` over a remote object: ranged reads from `pos`, never the whole file."""
+        with storage.open_input(self.path) as f:
+            while pos < size:
+                f.seek(max(pos - 1, 0))
+                chunk = f.read(block + len(magic) + 1)
+                base = max(pos - 1, 0)
+                i = chunk.find(magic, pos - base)
+                while i >= 0:
+                    if gz or base + i == 0 or chunk[i - 1:i] == b"\n":
+                        return base + i
+                    i = chunk.find(magic, i + 1)
+                if len(chunk) < block:
+                    return size
+                pos = base + block
+        return size
+
     def _skipped_records(self, seen: list[int], size: int) -> Iterator[Document]:
         """Headers that the parser jumped over (a wrong Content-Length in an uncompressed file)."""
         seen_set = set(seen)
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        # Uncompressed WARCs only (CommonCrawl's are gzipped): a remote one is fetched once more.
+        with storage.as_local_file(self.path) as local, open(local, "rb") as f, \
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             for match in re.finditer(rb"(?:^|\n)(WARC/1\.[01]\r?\n)", m):
                 pos = match.start(1)
                 if pos in seen_set:
@@ -233,3 +271,24 @@ def _inflate(body: bytes, cap: int) -> bytes:
     if len(out) > cap or d.unconsumed_tail:
         raise ValueError(f"payload_too_large: decompresses to over {cap} bytes")
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class WarcConfig:
+    # Larger HTTP payloads are dropped as `payload_too_large` without being held whole.
+    max_payload_bytes: int = 8_000_000
+
+    def validate(self) -> None:
+        if self.max_payload_bytes <= 0:
+            raise ValueError(f"max_payload_bytes must be > 0, got {self.max_payload_bytes}")
+
+
+@register_reader("warc", suffixes=WARC_SUFFIXES, kind="web")
+class Warc(Reader):
+    """WARC, WET and WAT files (gzipped or not), through `WarcReader`."""
+
+    format = "warc"
+    config_cls = WarcConfig
+
+    def read(self, url: str, shard_id: str) -> Iterator[Document]:
+        yield from WarcReader(url, shard_id, self.config.max_payload_bytes)
