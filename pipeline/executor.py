@@ -72,13 +72,16 @@ class Executor:
             self._started = False
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], label: str,
-            names: Sequence[str] | None = None, progress: Callable[[Any], str] | None = None) -> list[Any]:
+            names: Sequence[str] | None = None, progress: Callable[[Any], str] | None = None,
+            max_calls: int = 0) -> list[Any]:
+        """`max_calls=1` gives every task a fresh worker process (peak RSS per task, not per worker)."""
         names = list(names) if names is not None else [str(i) for i in range(len(items))]
         if self.workers == 0:
             return self._map_local(fn, items, label, names, progress)
         import ray
 
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries, retry_exceptions=True)(fn)
+        remote = ray.remote(num_cpus=1, max_retries=self.max_retries, retry_exceptions=True,
+                            max_calls=max_calls)(fn)
         results: list[Any] = [None] * len(items)
         failures: list[tuple[str, str]] = []
         pending: dict[Any, int] = {}
@@ -128,9 +131,9 @@ class Executor:
         self._last_report = now
         log.info("[%s] %d/%d tasks done, %.1fs%s", label, done, total, time.monotonic() - t0, extra)
 
-    def map_fn(self, label: str) -> Callable[[Callable, list], list]:
+    def map_fn(self, label: str, max_calls: int = 0) -> Callable[[Callable, list], list]:
         """A plain `map_fn(fn, items)` for global steps that take one (dedup)."""
-        return lambda fn, items: self.map(fn, items, label)
+        return lambda fn, items: self.map(fn, items, label, max_calls=max_calls)
 
 
 def _short(exc: BaseException) -> str:
