@@ -27,12 +27,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from datatrove.pipeline.filters.gopher_repetition_filter import (
-    find_all_duplicate,
-    find_duplicates,
-    find_top_duplicate,
-)
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
+
+from filters.ngrams import JoinedWords, all_duplicate_chars, find_duplicates, top_duplicate_chars
 
 # Scripts written without spaces between words: one token per character.
 UNSPACED_RANGES = (
@@ -131,7 +128,8 @@ def split_words(text: str) -> list[str]:
 
 
 def repetition_scores(split: DocSplit, words: list[str], joiner: str) -> dict[str, float]:
-    """Gopher repetition fractions (datatrove's helpers, all of them, not just the first to fail)."""
+    """Gopher repetition fractions, all of them (not just the first to fail); `filters.ngrams`
+    computes the reference helpers' exact values on hashed n-grams."""
     text = split.text
     n_chars = len(text) or 1
     paragraphs = _PARAGRAPHS.split(text.strip())
@@ -144,13 +142,15 @@ def repetition_scores(split: DocSplit, words: list[str], joiner: str) -> dict[st
         "quality_dup_line_frac": line_dups / max(len(lines), 1),
         "quality_dup_line_char_frac": line_chars / n_chars,
     }
+    # Gopher joins the top n-grams with spaces; for one-character tokens that would count n-1
+    # spaces that are not in the text, so unspaced languages join with "". Its duplicate
+    # n-grams are always joined with "".
+    plain = JoinedWords(words, "")
+    top = plain if joiner == "" else JoinedWords(words, joiner)
     for n in (2, 3, 4):
-        # datatrove joins n-grams with spaces; for one-character tokens that would count
-        # n-1 spaces that are not in the text, so unspaced languages join with ""
-        grams = [joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)]
-        s[f"quality_top_{n}gram_frac"] = find_top_duplicate(grams) / n_chars if grams else 0.0
+        s[f"quality_top_{n}gram_frac"] = top_duplicate_chars(words, n, joiner, top) / n_chars
     for n in range(5, 11):
-        s[f"quality_dup_{n}gram_frac"] = find_all_duplicate(words, n) / n_chars
+        s[f"quality_dup_{n}gram_frac"] = all_duplicate_chars(words, n, plain) / n_chars
     return s
 
 

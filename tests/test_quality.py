@@ -307,3 +307,58 @@ def test_config_from_toml_values_builds():
                         "gristmill.toml")
     assert dataclasses.asdict(cfg)["languages"] == {"de": {"min_alpha_words_ratio": 0.774}}
     assert QualityFilter(cfg).profile("de")[1]["min_alpha_words_ratio"] == 0.774
+
+
+def test_ngram_repetition_values_equal_the_reference_helpers_on_all_990_pages():
+    """filters.ngrams (hashed n-grams) gives exactly datatrove's Gopher helper values on every page
+    of the evaluation set (resiliparse's text: fast to get, and boilerplate-rich, so repeats are
+    common), for both joiners, and for one-character tokens (the Chinese seeds)."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import (
+        find_all_duplicate,
+        find_duplicates,
+        find_top_duplicate,
+    )
+    from resiliparse.extract.html2text import extract_plain_text
+
+    from filters import ngrams
+    from filters.words import split_document
+    from pipeline.extract import decode_html
+
+    pages = sorted(shared("corpus/pages/trafilatura/html").glob("*.gz"))
+    assert len(pages) == 990
+    texts = [extract_plain_text(decode_html(gzip.open(p).read(), None)[0], main_content=True) for p in pages]
+    texts += [p.read_text(encoding="utf-8") for p in seeds()]
+    repeats = 0
+    for text in texts:
+        split = split_document(text)
+        words = split.words
+        lines = [x for x in split.lines if x]
+        assert ngrams.find_duplicates(lines) == find_duplicates(lines)
+        for joiner in (" ", ""):
+            joined = ngrams.JoinedWords(words, joiner)
+            for n in (2, 3, 4):
+                grams = [joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)]
+                want = find_top_duplicate(grams) if grams else 0
+                assert ngrams.top_duplicate_chars(words, n, joiner, joined) == want, (text[:80], n, joiner)
+        plain = ngrams.JoinedWords(words, "")
+        for n in range(5, 11):
+            want = find_all_duplicate(words, n)
+            assert ngrams.all_duplicate_chars(words, n, plain) == want, (text[:80], n)
+            repeats += want > 0
+    assert repeats > 1000  # the comparison exercised the repeat walk, not only the no-repeat path
+
+
+def test_ngram_hash_collision_falls_back_to_exact_strings(monkeypatch):
+    """Equal hashes are verified: with every n-gram hashing alike, the values are still exact."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate
+
+    from filters import ngrams
+
+    words = split_words(PROSE * 3 + "ab c d e f g h i j k. a bc d e f g h i j k.")
+    real = ngrams.JoinedWords.ngrams
+    monkeypatch.setattr(ngrams.JoinedWords, "ngrams", lambda self, n: (*real(self, n)[:2], real(self, n)[2] * 0))
+    for n in range(5, 11):
+        assert ngrams.all_duplicate_chars(words, n) == find_all_duplicate(words, n)
+    for n in (2, 3, 4):
+        assert ngrams.top_duplicate_chars(words, n, " ") == find_top_duplicate(
+            [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)])
