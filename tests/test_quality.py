@@ -369,7 +369,7 @@ def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():
     scripts; on 75 languages of Leipzig sentences and the seeds it must give identical tokens."""
     from filters.words import TOKEN_RE, split_document
 
-    rows = shared("corpus/lid/sentences.tsv").read_text(encoding="utf-8").splitlines()[::10]
+    rows = [r for r in shared("corpus/lid/sentences.tsv").read_text(encoding="utf-8").splitlines()[::10] if "\t" in r]
     texts = ["\n".join(r.split("\t", 1)[1] for r in rows[i : i + 20]) for i in range(0, len(rows), 20)]
     texts += [p.read_text(encoding="utf-8") for p in seeds()]
     texts += ["naïve café — it's 3.5 km, l'homme’s e-mail\nहिन्दी भाषा\nภาษาไทย abc", "plain ascii, only."]
