@@ -71,10 +71,32 @@ class PipelineConfig:
     max_retries: int = 3
 
 
+# Defaults per source kind, between the code's defaults and the user's [section] values. Web rules
+# gut clean text: measured on real Gutenberg novels and Wikipedia articles (bench/readers.py,
+# bench/results/readers.md). Filled from those measurements; a kind not listed uses the web defaults.
+KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectionPlan:
+    """One collection's effective plan: its stages and its config (sections merged)."""
+
+    name: str
+    format: str
+    kind: str
+    config: "Config"
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.config.pipeline.stages
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     sections: dict[str, Any]
     source: str = "<defaults>"
+    # The TOML as read: per-collection plans are built from it (see `for_collection`).
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def __getitem__(self, name: str) -> Any:
         return self.sections[name]
@@ -83,8 +105,50 @@ class Config:
     def pipeline(self) -> PipelineConfig:
         return self.sections["pipeline"]
 
+    @property
+    def collections(self) -> dict[str, Any]:
+        return self.raw.get("collections", {})
+
+    def for_collection(self, name: str, fmt: str) -> CollectionPlan:
+        """The plan of one collection read by reader `fmt`.
+
+        Stages: `[collections.NAME] stages` if set, else `[pipeline] stages` less those that do
+        not apply to the format (`url`, `extract` need WARC records). Sections: code defaults <
+        the kind's defaults (KIND_DEFAULTS; kind = `[collections.NAME] kind` or the reader's) <
+        the user's `[section]` < `[collections.NAME.section]`.
+        """
+        from pipeline import registry
+
+        where = f"{self.source}: [collections.{name}]"
+        coll = dict(self.collections.get(name, {}))
+        kind = coll.pop("kind", None) or registry.reader_for(fmt).kind
+        stages = coll.pop("stages", None)
+        if stages is None:
+            stages = tuple(s for s in self.pipeline.stages if registry.applies(s, fmt))
+        else:
+            stages = _coerce(stages, tuple[str, ...], f"{where} stages")
+            for s in stages:
+                if s not in registry.stages():
+                    raise ConfigError(f"{where} stages names unknown stage '{s}'; valid: {sorted(registry.stages())}")
+                if not registry.applies(s, fmt):
+                    raise ConfigError(f"{where} stages: '{s}' cannot run on {fmt} input (it needs "
+                                      f"{' or '.join(registry.stages()[s].formats)}); remove it for this collection")
+        sections = dict(self.sections)
+        kind_defaults = KIND_DEFAULTS.get(kind, {})
+        for section in sorted(set(kind_defaults) | set(coll)):
+            if section not in sections or section == "pipeline":
+                raise ConfigError(f"{where}: unknown key or section '{section}'; valid: kind, stages, and "
+                                  f"the stage/reader sections {sorted(k for k in sections if k != 'pipeline')}")
+            values = {**kind_defaults.get(section, {}), **self.raw.get(section, {}), **coll.get(section, {})}
+            sections[section] = build_section(section, values, f"{where}.{section}" if section in coll else where)
+        sections["pipeline"] = dataclasses.replace(self.pipeline, stages=tuple(stages))
+        return CollectionPlan(name, fmt, kind, Config(sections=sections, source=self.source, raw={}))
+
     def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(dataclasses.asdict(obj)) for name, obj in sorted(self.sections.items())}
+        out = {name: _plain(dataclasses.asdict(obj)) for name, obj in sorted(self.sections.items())}
+        if self.collections:
+            out["collections"] = _plain(self.collections)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
@@ -196,10 +260,14 @@ def load_config(path: str | Path | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     valid = sections()
-    unknown = sorted(set(raw) - set(valid))
+    collections = raw.get("collections", {})
+    if not isinstance(collections, dict) or not all(isinstance(v, dict) for v in collections.values()):
+        raise ConfigError(f"{where}: [collections] must hold one table per collection, e.g. [collections.books]")
+    raw_sections = {k: v for k, v in raw.items() if k != "collections"}
+    unknown = sorted(set(raw_sections) - set(valid))
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {sorted(valid)}")
-    for name, values in raw.items():
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {sorted(valid)} and collections")
+    for name, values in raw_sections.items():
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: '{name}' must be a [section] table, got {values!r}")
     built = {name: build_section(name, raw.get(name, {}), where) for name in valid}
@@ -210,4 +278,16 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(
                 f"{where}: [pipeline] stages names unknown stage '{stage}'; valid: {sorted(stages())}"
             )
-    return Config(sections=built, source=where)
+    config = Config(sections=built, source=where, raw=raw)
+    from pipeline.registry import readers
+
+    for name in collections:
+        # Validate each collection's plan now (exit 2 before any task) for every reader it could
+        # use; a stage that cannot run on a format is checked again once inputs are resolved.
+        for fmt in readers():
+            try:
+                config.for_collection(name, fmt)
+            except ConfigError as exc:
+                if "cannot run on" not in str(exc):
+                    raise
+    return config

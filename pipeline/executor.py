@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def connect_address(flag: str | None) -> str | None:
+    """The cluster to use: `--ray-address`, else $RAY_ADDRESS (set by `ray job submit` for the
+    job's driver), else None (an embedded Ray)."""
+    return flag or os.environ.get("RAY_ADDRESS") or None
+
+
+def cluster_cpus(address: str) -> int:
+    """Connect to the cluster (kept connected for the run) and count its CPUs: the default
+    number of parallel tasks, so a 100-node cluster runs 100 nodes' worth at once."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=True)
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
 class TaskFailures(RuntimeError):
     def __init__(self, label: str, failures: list[tuple[str, str]]):
         self.failures = failures

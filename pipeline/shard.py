@@ -1,9 +1,13 @@
 """One input file through the per-document stages: the unit of work a Ray task runs.
 
-Writes, atomically and only when the whole file is done:
-  work/records/<shard>.parquet  one row per WARC record (manifest columns, no text)
-  work/kept/<shard>.parquet     the documents every stage kept, with their text (for dedup)
-  work/stats/<shard>.parquet    one `stages` row per stage; its presence marks the shard done
+The file is read by the reader of its format (pipeline/readers/) and goes through its
+collection's plan (`Config.for_collection`: that collection's stages and settings). Writes go
+through pipeline/storage.py (the work dir may be s3://), atomically, and only when the whole
+file is done:
+  work/records/<shard>.parquet  one row per record read (manifest columns, no text)
+  work/kept/<shard>.parquet     the documents every stage kept, with their text, source and
+                                source priority (for the global steps)
+  work/stats/<shard>.parquet    one `stages` row per stage; written last, it marks the shard done
 A rerun skips shards whose stats file exists (the work dir is keyed by the config hash).
 
 A stage that raises on a batch is retried one document at a time, and a document that still
@@ -14,31 +18,33 @@ the shard. Only the exception type and doc_id are logged, never text (it may hol
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterable
 from itertools import islice
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.config import Config
 from pipeline.document import Document
-from pipeline.manifest import DOCUMENT_BASE, STAGES_SCHEMA, table_from_rows, write_parquet
-from pipeline.registry import build_stages
+from pipeline.manifest import DOCUMENT_BASE, STAGES_SCHEMA, table_from_rows
+from pipeline.registry import build_stages, reader_for
 from pipeline.stage import Stage
-from pipeline.readers.warc import WarcReader
 
 log = logging.getLogger(__name__)
 
 KEPT_SCHEMA = pa.schema([
     ("doc_id", pa.string()), ("text", pa.string()), ("url", pa.string()), ("language", pa.string()),
     ("collection", pa.string()), ("fetch_date", pa.string()), ("quality_score", pa.float32()),
+    ("source", pa.string()),
+    # Dedup's keep rule prefers the smaller priority (the curated source), then quality, then doc_id.
+    ("priority", pa.int32()),
+    ("quality_model_score", pa.float32()),
 ])
 
 
@@ -49,15 +55,18 @@ class ShardTask:
     collection: str
     work_dir: str
     config: Config
+    format: str = "warc"
+    # Manifest columns of every stage of every collection in the run: one schema for all shards.
+    columns: tuple[tuple[str, pa.DataType], ...] | None = None
 
-    def stats_path(self) -> Path:
-        return Path(self.work_dir) / "stats" / f"{self.shard_id}.parquet"
+    def stats_path(self) -> str:
+        return storage.join(self.work_dir, "stats", f"{self.shard_id}.parquet")
 
-    def records_path(self) -> Path:
-        return Path(self.work_dir) / "records" / f"{self.shard_id}.parquet"
+    def records_path(self) -> str:
+        return storage.join(self.work_dir, "records", f"{self.shard_id}.parquet")
 
-    def kept_path(self) -> Path:
-        return Path(self.work_dir) / "kept" / f"{self.shard_id}.parquet"
+    def kept_path(self) -> str:
+        return storage.join(self.work_dir, "kept", f"{self.shard_id}.parquet")
 
 
 _STAGE_CACHE: dict[str, list[Stage]] = {}
@@ -73,21 +82,31 @@ def stages_for(config: Config) -> list[Stage]:
     return _STAGE_CACHE[config.hash]
 
 
-def stage_columns(config: Config) -> dict[str, pa.DataType]:
+def stage_columns(configs: Config | Iterable[Config]) -> dict[str, pa.DataType]:
+    """Manifest columns of the stages of one config, or of several (every collection's plan)."""
     from pipeline.registry import stage_class
 
     cols: dict[str, pa.DataType] = {}
-    for name in config.pipeline.stages:
-        cols.update(stage_class(name).columns)
+    for config in [configs] if isinstance(configs, Config) else configs:
+        for name in config.pipeline.stages:
+            cols.update(stage_class(name).columns)
     return cols
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def source_priority(config: Config) -> dict[str, int]:
+    """Source name -> priority for dedup's keep rule (0 wins). `[dedup] source_priority` if set,
+    else the mix's sources by weight, smallest first: the curated sources (Wikipedia at 3%) win
+    over the web (60%). Without either, every source is equal (null)."""
+    explicit = tuple(getattr(config["dedup"], "source_priority", ()) or ())
+    if explicit:
+        return {s: i for i, s in enumerate(explicit)}
+    mix = config["tokenize"].mix
+    if not mix:
+        return {}
+    from pipeline.mixture import load_mix
+
+    weights = load_mix(mix).weights
+    return {s: i for i, s in enumerate(sorted(weights, key=lambda s: (weights[s], s)))}
 
 
 class _Tally:
@@ -134,93 +153,87 @@ def _record_row(doc: Document, collection: str, columns: dict[str, pa.DataType])
     return row
 
 
-class _StreamWriter:
-    """Parquet written in row groups to a temp file, renamed into place by `close()`: memory
-    stays at one row group whatever the shard's size, and a killed task leaves no file."""
-
-    def __init__(self, path: Path, schema: pa.Schema, rows_per_group: int = 4096) -> None:
-        self.path, self.schema, self.rows_per_group = path, schema, rows_per_group
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
-        self.rows: list[dict] = []
-        self.count = 0
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        self.count += 1
-        if len(self.rows) >= self.rows_per_group:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(table_from_rows(self.rows, self.schema))
-            self.rows = []
-
-    def close(self) -> None:
-        self._flush()
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-
-
 def run_shard(task: ShardTask) -> dict:
     """Process one input file; returns a summary (the stats rows and input facts)."""
-    if task.stats_path().exists():
+    from pipeline.tokens import assign_source
+
+    if storage.exists(task.stats_path()):
         return {"shard": task.shard_id, "skipped": True, **_input_facts(task)}
-    config = task.config
+    plan = task.config.for_collection(task.collection, task.format)
+    config = plan.config
     stages = stages_for(config)
-    columns = stage_columns(config)
+    columns = dict(task.columns) if task.columns is not None else stage_columns(config)
     records_schema = pa.schema(list({**DOCUMENT_BASE, **columns}.items()))
     tallies = {"read_v1": _Tally(), **{s.name: _Tally() for s in stages}}
     batch_size = config.pipeline.batch_size
-    records = _StreamWriter(task.records_path(), records_schema)
-    kept = _StreamWriter(task.kept_path(), KEPT_SCHEMA)
-    reader = iter(WarcReader(task.path, task.shard_id, config["extract"].max_html_chars * 4))
-    t_read = time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        batch = list(islice(reader, batch_size))
-        tallies["read_v1"].seconds += time.perf_counter() - t0
-        if not batch:
-            break
-        read = tallies["read_v1"]
-        read.docs_in += len(batch)
-        alive = [d for d in batch if d.kept]
-        read.docs_out += len(alive)
-        read.reasons.update(_reason_key(d.drop_reason) for d in batch if not d.kept)
-        for stage in stages:
-            if not alive:
-                break
-            tally = tallies[stage.name]
-            tally.docs_in += len(alive)
+    tok = config["tokenize"]
+    priorities = source_priority(task.config)
+    storage.reset_retries()
+    reader = reader_for(task.format).cls(config[task.format])
+    records = storage.ParquetStreamWriter(task.records_path(), records_schema)
+    kept = storage.ParquetStreamWriter(task.kept_path(), KEPT_SCHEMA)
+    docs = iter(reader.read(task.path, task.shard_id))
+    read_failed = None
+    try:
+        while True:
             t0 = time.perf_counter()
-            _run_stage(stage, alive)
-            tally.seconds += time.perf_counter() - t0
-            dropped = [d for d in alive if not d.kept]
-            tally.reasons.update(_reason_key(d.drop_reason) for d in dropped)
-            alive = [d for d in alive if d.kept]
-            tally.docs_out += len(alive)
-        for doc in batch:
-            records.add(_record_row(doc, task.collection, columns))
-            if doc.kept:
-                kept.add({"doc_id": doc.doc_id, "text": doc.text, "url": doc.url, "language": doc.language,
-                                  "collection": task.collection, "fetch_date": doc.fetch_date,
-                                  "quality_score": doc.meta.get("quality_score")})
-    log.debug("shard %s: %d records in %.1fs", task.shard_id, tallies["read_v1"].docs_in, time.perf_counter() - t_read)
+            batch = list(islice(docs, batch_size))
+            tallies["read_v1"].seconds += time.perf_counter() - t0
+            if not batch:
+                break
+            read = tallies["read_v1"]
+            read.docs_in += len(batch)
+            alive = [d for d in batch if d.kept]
+            read.docs_out += len(alive)
+            read.reasons.update(_reason_key(d.drop_reason) for d in batch if not d.kept)
+            read_failed = read_failed or next((d.drop_reason for d in batch if (d.drop_reason or "").startswith(
+                "read_failed")), None)
+            for stage in stages:
+                if not alive:
+                    break
+                tally = tallies[stage.name]
+                tally.docs_in += len(alive)
+                t0 = time.perf_counter()
+                _run_stage(stage, alive)
+                tally.seconds += time.perf_counter() - t0
+                dropped = [d for d in alive if not d.kept]
+                tally.reasons.update(_reason_key(d.drop_reason) for d in dropped)
+                alive = [d for d in alive if d.kept]
+                tally.docs_out += len(alive)
+            for doc in batch:
+                records.add(_record_row(doc, task.collection, columns))
+                if doc.kept:
+                    row = {"doc_id": doc.doc_id, "text": doc.text, "url": doc.url, "language": doc.language,
+                           "collection": task.collection, "fetch_date": doc.fetch_date,
+                           "quality_score": doc.meta.get("quality_score"),
+                           "quality_model_score": doc.meta.get("quality_model_score")}
+                    row["source"] = assign_source(row, tok)
+                    row["priority"] = priorities.get(row["source"])
+                    kept.add(row)
+    except BaseException:
+        records.abort()
+        kept.abort()
+        raise
     records.close()
     kept.close()
     stats = [t.row(name, task.shard_id, config.hash) for name, t in tallies.items()]
-    write_parquet(task.stats_path(), table_from_rows(stats, STAGES_SCHEMA))
+    stats[0]["retries"] = storage.retries()
+    # Last: its presence marks the shard done.
+    storage.write_parquet(task.stats_path(), table_from_rows(stats, STAGES_SCHEMA))
     return {"shard": task.shard_id, "skipped": False, "records": tallies["read_v1"].docs_in,
-            "kept": kept.count, **_input_facts(task)}
+            "kept": kept.count, "read_failed": read_failed, "retries": storage.retries(),
+            "stages": list(plan.stages), **_input_facts(task)}
 
 
 def _input_facts(task: ShardTask) -> dict:
+    # A remote input is not hashed: that would fetch a 1 GB CommonCrawl file a second time.
     try:
-        return {"input_bytes": os.path.getsize(task.path), "input_sha256": sha256_file(task.path)}
-    except OSError:
+        size = storage.size_of(task.path)
+        digest = storage.sha256_of(task.path) if storage.is_local(task.path) else None
+        return {"input_bytes": size, "input_sha256": digest}
+    except Exception:
         return {"input_bytes": None, "input_sha256": None}
 
 
 def read_stats(task: ShardTask) -> list[dict]:
-    return pq.read_table(task.stats_path()).to_pylist()
+    return storage.read_parquet(task.stats_path()).to_pylist()
