@@ -1,0 +1,103 @@
+"""`--input` resolution and per-collection plans: formats, paths lists, --limit, and the plan each
+collection runs (its stages and settings), checked before any task starts."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from conftest import FIXTURES, run_pipeline
+
+from pipeline.config import ConfigError, load_config
+from pipeline.inputs import InputError, read_paths_file, resolve_inputs
+
+
+def test_directory_glob_and_file_resolve_to_the_same_sorted_files():
+    by_dir = resolve_inputs([str(FIXTURES / "cc")])
+    by_glob = resolve_inputs([str(FIXTURES / "cc" / "*")])
+    assert [f.path for f in by_dir] == [f.path for f in by_glob]
+    assert [f.shard_id for f in by_dir] == ["CC-MAIN-2020-34-excerpt", "whirlwind"]
+    assert {f.collection for f in by_dir} == {"cc"} and {f.format for f in by_dir} == {"warc"}
+
+
+def test_name_and_format_prefixes():
+    [f] = resolve_inputs([f"crawl=warc:{FIXTURES / 'cc' / 'whirlwind.warc.wet.gz'}"])
+    assert (f.collection, f.format, f.shard_id) == ("crawl", "warc", "whirlwind")
+    with pytest.raises(InputError, match="unknown format 'jsnol'"):
+        resolve_inputs([f"jsnol:{FIXTURES / 'cc'}"])
+
+
+def test_a_file_no_reader_claims_asks_for_a_format(tmp_path):
+    odd = tmp_path / "corpus.dat"
+    odd.write_text("hello\n")
+    with pytest.raises(InputError, match="FORMAT:PATH"):
+        resolve_inputs([str(odd)])
+    [f] = resolve_inputs([f"warc:{odd}"])
+    assert f.format == "warc"
+
+
+def test_paths_list_joins_relative_lines_to_the_prefix_and_keeps_its_order(tmp_path):
+    # CommonCrawl's warc.paths.gz: gzipped, one path a line, relative to the bucket root.
+    lines = ["cc/whirlwind.warc.wet.gz", "web/pages-001.warc.gz", "", "cc/CC-MAIN-2020-34-excerpt.warc.gz"]
+    listing = tmp_path / "warc.paths.gz"
+    listing.write_bytes(gzip.compress("\n".join(lines).encode()))
+    assert read_paths_file(str(listing), "https://data.commoncrawl.org/")[0] == \
+        "https://data.commoncrawl.org/cc/whirlwind.warc.wet.gz"
+    files = resolve_inputs([str(listing)], paths_prefix=str(FIXTURES))
+    assert [f.shard_id for f in files] == ["whirlwind", "pages-001", "CC-MAIN-2020-34-excerpt"]
+    assert [f.collection for f in files] == ["cc", "web", "cc"]
+    assert [f.shard_id for f in resolve_inputs([str(listing)], paths_prefix=str(FIXTURES), limit=2)] == \
+        ["whirlwind", "pages-001"]
+
+
+def test_paths_list_of_missing_files_and_bad_limit_are_input_errors(tmp_path):
+    listing = tmp_path / "x.paths"
+    listing.write_text("")
+    with pytest.raises(InputError, match="paths list is empty"):
+        resolve_inputs([str(listing)])
+    with pytest.raises(InputError, match="--limit must be >= 1"):
+        resolve_inputs([str(FIXTURES / "cc")], limit=0)
+
+
+def test_limit_and_paths_prefix_on_the_command_line(tmp_path):
+    listing = tmp_path / "warc.paths"
+    listing.write_text("cc/whirlwind.warc.wet.gz\nweb/pages-000.warc.gz\n")
+    r = run_pipeline("--input", str(listing), "--paths-prefix", str(FIXTURES), "--limit", "1",
+                     "--output", str(tmp_path / "o"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "inputs: 1 file(s)" in r.stdout and "whirlwind" in r.stdout and "pages-000" not in r.stdout
+
+
+def test_collection_plan_skips_warc_only_stages_and_takes_its_own_settings(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[length]\nmin_chars = 40\n"
+                   "[collections.books]\nkind = 'books'\nstages = ['length', 'langid', 'quality']\n"
+                   "[collections.books.length]\nmin_chars = 500\n")
+    config = load_config(cfg)
+    books = config.for_collection("books", "warc")
+    assert books.stages == ("length", "langid", "quality") and books.kind == "books"
+    assert books.config["length"].min_chars == 500
+    web = config.for_collection("web", "warc")
+    assert web.stages == config.pipeline.stages and web.config["length"].min_chars == 40
+    assert books.config.hash != web.config.hash  # stages are cached per plan, not per run
+
+
+def test_collection_stage_that_cannot_run_on_its_format_is_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[collections.cc]\nstages = ['extract', 'magic']\n")
+    with pytest.raises(ConfigError, match=r"\[collections.cc\] stages names unknown stage 'magic'"):
+        load_config(cfg)
+    cfg.write_text("[collections.cc]\nstages = ['length']\n[collections.cc.qualty]\nx = 1\n")
+    with pytest.raises(ConfigError, match="unknown key or section 'qualty'"):
+        load_config(cfg)
+
+
+def test_dry_run_shows_each_collections_stages(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[collections.cc]\nstages = ['extract', 'length', 'langid']\n")
+    r = run_pipeline("--config", str(cfg), "--input", f"cc={FIXTURES / 'cc'}", "--input", f"zh={FIXTURES / 'zh'}",
+                     "--output", str(tmp_path / "o"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    plan = {ln.split()[0]: ln for ln in r.stdout.splitlines() if "read ->" in ln}
+    assert plan["cc"].endswith("read -> extract -> length -> langid")
+    assert plan["zh"].endswith("read -> url -> extract -> length -> langid -> quality -> toxicity -> pii")
