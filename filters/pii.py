@@ -2,21 +2,20 @@
 
 Each detector is a precompiled regex that finds candidates cheaply (patterns start with a
 character class or a literal, so the regex engine skips ahead; rare types sit behind a
-substring gate), then a validator rejects what is not PII: Luhn and issuer prefixes for
-cards, mod-97 and the country length for IBANs, the never-issued SSN areas, the GB 11643
-check character of Chinese resident IDs, `ipaddress` for public addresses, Shannon entropy
-for `api_key=...` values, libphonenumber (`phonenumbers`) for international phone numbers.
-Dates, times, prices, versions, ISBNs, page ranges and table rows survive (tests/test_pii.py).
+substring gate), then a validator rejects what is not PII: Luhn, issuer ranges and context
+for cards (filters/pii_cards.py), mod-97 and the country length for IBANs, the never-issued
+SSN areas, the GB 11643 check character of Chinese resident IDs, `ipaddress` for public
+addresses, Shannon entropy for `api_key=...` values, libphonenumber for phone numbers in the
+regions the document plausibly comes from (filters/pii_phones.py: URL TLD, "+CC" in the page,
+langid's language). Dates, times, prices, versions, ISBNs, order and tracking numbers, page
+ranges and table rows survive (tests/test_pii.py).
 
 Judgement calls (bench/results/pii.md measures them):
 - IPs: public addresses only (`is_global`, not multicast): 192.168.0.1 in a router manual
   is not PII. A dotted quad after "version"/"build"/"firmware"/"v." is a version; one with
   all four parts below 10 (1.2.3.4, 8.8.8.8) is a version or a public resolver, not a
   person. IPv6 in IETF-unallocated space is public for `ipaddress`, and so for us.
-- Phones: 7 to 15 digits in a phone's shape: an international prefix (phonenumbers checks
-  the length for the country), an area code in parentheses, an extension, a "Tel"/"电话"
-  cue, a trunk 0, NANP 3-3-4 groups, a Chinese mobile, or evenly separated groups that are
-  not a date, range, arithmetic sequence, ISBN, postcode or thousands grouping.
+- Phones and cards: see their modules' docstrings.
 - Spans never overlap: detectors run in priority order (a PEM block beats the numbers in
   it, an e-mail the digits of its local part, an IBAN or an ID the card its digits spell).
 
@@ -39,9 +38,10 @@ import re
 from collections import Counter
 from typing import Callable, ClassVar
 
-import phonenumbers
 import pyarrow as pa
 
+from filters.pii_cards import find_cards, luhn_ok
+from filters.pii_phones import find_phones, plausible_country_codes
 from pipeline.document import Document
 from pipeline.registry import register_stage
 from pipeline.stage import Stage
@@ -179,36 +179,6 @@ def find_ibans(text: str) -> list[Span]:
     return spans
 
 
-# Issuer (IIN) prefix ranges of the big networks -> allowed lengths.
-_CARD_IIN = [((4, 4), (13, 16, 19)), ((51, 55), (16,)), ((2221, 2720), (16,)), ((34, 34), (15,)),
-             ((37, 37), (15,)), ((6011, 6011), (16, 19)), ((644, 649), (16, 19)), ((65, 65), (16, 19)),
-             ((300, 305), (14, 16, 19)), ((36, 36), (14, 16, 19)), ((38, 39), (16, 19)),
-             ((3528, 3589), (16, 19)), ((62, 62), (16, 17, 18, 19)), ((50, 50), (12, 13, 16, 19)),
-             ((56, 59), (12, 13, 16, 19)), ((67, 67), (12, 13, 16, 19))]
-# Not after a letter, "/" or "=": post ids in URLs ("facebook.com/x/posts/2395361813834269") pass Luhn too.
-_CARD = re.compile(r"[0-9](?<![A-Za-z0-9_.,/=#&?-][0-9])(?:[ -]?[0-9]){12,18}(?![ -]?[0-9]|[.,][0-9])")
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
-def card_ok(raw: str) -> bool:
-    if " " in raw and "-" in raw:  # mixed separators: a list of numbers, not one card
-        return False
-    digits = raw.replace(" ", "").replace("-", "")
-    return luhn_ok(digits) and any(lo <= int(digits[:len(str(lo))]) <= hi and len(digits) in lengths
-                                   for (lo, hi), lengths in _CARD_IIN)
-
-
-def find_cards(text: str) -> list[Span]:
-    return [m.span() for m in _CARD.finditer(text) if card_ok(m.group())]
-
-
 # US SSNs with dashes ("680 36 4022" is as often a suite and a street number), not after a
 # "+81 " country code; areas 000, 666 and 9xx, group 00 and serial 0000 are never issued.
 _SSN_GATE = re.compile(r"-[0-9]{2}-")
@@ -275,93 +245,6 @@ def find_ips(text: str) -> list[Span]:
             # ::/16 holds no real host; it is where an EUI-64-like "00:1a:2b:ff:fe:3c:4d:5e" lands.
             if (ip.ipv4_mapped is not None or int(ip) >> 112) and ip_public(ip):
                 spans.append(m.span())
-    return spans
-
-
-# Candidates: digits with single separators, "+" or "(" first, an optional extension. A candidate
-# neither starts nor ends inside a longer run of numbers ("120 125 130 ... 164" in a table): the
-# look-behinds and the look-ahead reject a cut, so long runs yield none.
-_PHONE = re.compile(r"[+(0-9](?<![A-Za-z0-9_+\-/.@#=&%$€£¥][+(0-9])(?<![0-9][:, ./-][(0-9])"
-                    r"[0-9 ()./-]{5,25}[0-9](?: ?(?:x|ext\.?) ?[0-9]{1,6})?"
-                    r"(?![A-Za-z0-9_/@%€$]|[ .,:/-][0-9]| ?(?:€|EUR|USD|元|km|kg|%))")
-# Words just before (or after) a number that make it a phone number, or something else.
-_PHONE_CUE = re.compile(r"(?i)(?:\b(?:tel|t[ée]l[ée]?(?:phone|fon|fono)(?:nummer)?|phone|fon|fax|call|"
-                        r"mobile?|cell|handy|hotline|whatsapp|contact|kontakt|móvil|rufnummer)\b|"
-                        r"电话|手机|热线|传真|联系|咨询|售前|客服)[^0-9\n]{0,12}$")
-_PHONE_CUE_AFTER = re.compile(r"[\s,;:(-]{0,3}(?i:tel|phone|fax|mobile|cell|office|home|work)\b")
-_NOT_PHONE_CUE = re.compile(r"(?:\b(?:ISBN(?:-1[03])?|ISSN|PMID|PMC|DIN|ISO|IEC|EN|RFC|Art\.)|"
-                            r"(?i:\b(?:arXiv|doi|no\.?|nr\.?|apt\.?|suite|unit|box))|§|N[°º])\s*[:/]?\s*$")
-_DAY, _MONTH = r"(?:0?[1-9]|[12][0-9]|3[01])", r"(?:0?[1-9]|1[0-2])"
-_DATE = re.compile(rf"(?<![0-9])(?:[0-9]{{4}}[-./]{_MONTH}[-./]{_DAY}|{_DAY}[-./]{_MONTH}[-./](?:[0-9]{{4}}|"
-                   rf"[0-9]{{2}})|{_MONTH}[-./]{_DAY}[-./][0-9]{{4}})(?![0-9])")
-_EXT = re.compile(r" ?(?:x|ext\.?) ?[0-9]{1,6}$")
-_CN_MOBILE = re.compile(r"1[3-9][0-9](?:[ -]?[0-9]{4}){2}")
-_NANP = re.compile(r"[0-9]{3}([-. ])[0-9]{3}\1[0-9]{4}")
-
-
-def _isbn13(digits: str) -> bool:
-    return (len(digits) == 13 and digits[:3] in ("978", "979")
-            and sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(digits)) % 10 == 0)
-
-
-def phone_ok(cand: str, text: str, start: int) -> bool:
-    """Is `cand`, found at `start` of `text`, a phone number? The rules are in the module docstring."""
-    main = _EXT.sub("", cand)
-    digits = re.sub(r"[^0-9]", "", main)
-    if not 7 <= len(digits) <= 15 or _DATE.search(main) or _isbn13(digits):
-        return False
-    before = text[max(0, start - 24):start]
-    cue = _PHONE_CUE.search(before) or _PHONE_CUE_AFTER.match(text, start + len(cand))
-    if not cue and _NOT_PHONE_CUE.search(before):
-        return False
-    if main[0] == "+" or main.startswith("00"):
-        try:
-            number = phonenumbers.parse("+" + (main[2:] if main[0] == "0" else main[1:]))
-            return phonenumbers.is_possible_number(number)
-        except phonenumbers.NumberParseException:
-            return False
-    body = re.sub(r"^\([0-9]{1,5}\) ?", "", main)  # an area code in parentheses
-    if len(body) < len(main) or main != cand or cue:  # area code, extension or cue: "030 / 2325 786 -122"
-        return "(" not in body and ")" not in body
-    if _CN_MOBILE.fullmatch(main) or _NANP.fullmatch(main):
-        return True
-    if "(" in main or ")" in main:
-        return False
-    if main.isdigit():  # a bare run (a Chinese mobile passed above): only a valid US number
-        return len(main) == 10 and phonenumbers.is_valid_number(phonenumbers.parse(main, "US"))
-    seps = set(re.findall(r"[ ./-]", main))
-    groups = re.split(r"[ ./-]", main)
-    if len(seps) != 1 or "/" in seps or min(map(len, groups)) < 2:
-        return False  # mixed separators: page lists "355-356 262 184-186"; 1-digit groups: tables
-    ints = [int(g) for g in groups]
-    if seps == {"-"} and [len(g) for g in groups] == [3, 2, 4]:
-        return False  # SSN-shaped: the valid ones were taken by the national-ID detector
-    steps = {y - x for x, y in zip(ints, ints[1:])}
-    if (len(ints) > 2 and len(steps) == 1) or all(1800 <= i <= 2100 for i in ints):
-        return False  # calendar rows "01 02 03 04 05 06 07", table headers "150 153 156", year lists
-    if len(groups) == 2 and (any(len(g) == 4 and 1900 <= int(g) <= 2099 for g in groups)
-                             or ("-" in seps and len(groups[0]) == len(groups[1]) and ints[1] > ints[0])):
-        return False  # "ley N° 464-2021", "décret 2019-1130", ranges 1939-1945 and 225-230
-    if "." in seps and (len(groups) == 2 or all(len(g) == 3 for g in groups[1:])):
-        return False  # decimals and 1.234.567 thousands
-    if digits[0] == "0":
-        return len(digits) >= 8  # trunk prefix of a national number; "094-0011" is a postcode
-    if len(groups) == 2 and len(groups[0]) <= 3 and len(groups[1]) == 5:
-        return False  # house number + postcode: "Hohenzollernstraße 45 71638 Ludwigsburg"
-    if " " in seps:  # tables and French/Polish thousands ("413 228 297") are space-separated too
-        thousands = len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
-        return not thousands and (len(groups) >= 4 or (len(groups) == 2 and len(groups[1]) >= 4))
-    return True  # dash or dot groups: "50-98-28-96", "986.291.2294"
-
-
-def find_phones(text: str) -> list[Span]:
-    spans = []
-    for m in _PHONE.finditer(text):
-        cand, start = m.group(), m.start()
-        if cand[0] == "(" and ")" not in cand:  # the "(" of a remark: "(2017-10-04"
-            cand, start = cand[1:], start + 1
-        if phone_ok(cand, text, start):
-            spans.append((start, start + len(cand)))
     return spans
 
 
@@ -442,29 +325,36 @@ def fake_key(config: PiiConfig) -> bytes:
 
 
 # ---------------------------------------------------------------- scrub
-_DETECTORS: list[tuple[str, Callable[[str, PiiConfig], list[Span]]]] = [  # priority order
-    ("secret", lambda t, c: find_secrets(t, c.secret_min_entropy)),
-    ("email", lambda t, c: find_emails(t)),
-    ("iban", lambda t, c: find_ibans(t)),
-    ("national_id", lambda t, c: find_national_ids(t)),
-    ("credit_card", lambda t, c: find_cards(t)),
-    ("ip", lambda t, c: find_ips(t)),
-    ("phone", lambda t, c: find_phones(t)),
+# Each detector gets the text, the config and the document's plausible phone country codes.
+_DETECTORS: list[tuple[str, Callable[[str, PiiConfig, tuple[int, ...]], list[Span]]]] = [  # priority order
+    ("secret", lambda t, c, cc: find_secrets(t, c.secret_min_entropy)),
+    ("email", lambda t, c, cc: find_emails(t)),
+    ("iban", lambda t, c, cc: find_ibans(t)),
+    ("national_id", lambda t, c, cc: find_national_ids(t)),
+    ("credit_card", lambda t, c, cc: find_cards(t)),
+    ("ip", lambda t, c, cc: find_ips(t)),
+    ("phone", lambda t, c, cc: find_phones(t, cc)),
 ]
 _TWO_DIGITS = re.compile(r"[0-9][^0-9]?[0-9]")
 
 
-def detect(text: str, config: PiiConfig | None = None) -> list[tuple[int, int, str]]:
-    """Non-overlapping PII spans `(start, end, type)` in text order, for the enabled types."""
+def detect(text: str, config: PiiConfig | None = None, *, language: str | None = None,
+           url: str | None = None) -> list[tuple[int, int, str]]:
+    """Non-overlapping PII spans `(start, end, type)` in text order, for the enabled types.
+
+    `language` (langid's code) and `url` tell the phone detector which countries' national
+    formats to accept; without them only international and unmistakable national shapes count.
+    """
     config = config or PiiConfig()
     # Every detector but secrets and e-mails needs two digits close together.
     numeric = _TWO_DIGITS.search(text) is not None
+    codes = plausible_country_codes(text, language, url) if numeric and "phone" in config.types else ()
     starts: list[int] = []
     taken: list[tuple[int, int, str]] = []  # sorted by start, non-overlapping
     for kind, find in _DETECTORS:
         if kind not in config.types or not (numeric or kind in ("secret", "email")):
             continue
-        for s, e in find(text, config):
+        for s, e in find(text, config, codes):
             i = bisect.bisect_right(starts, s)
             if (i and taken[i - 1][1] > s) or (i < len(taken) and taken[i][0] < e):
                 continue  # overlaps a span of a higher-priority type
@@ -473,11 +363,12 @@ def detect(text: str, config: PiiConfig | None = None) -> list[tuple[int, int, s
     return taken
 
 
-def scrub(text: str, config: PiiConfig | None = None) -> tuple[str, dict[str, int]]:
+def scrub(text: str, config: PiiConfig | None = None, *, language: str | None = None,
+          url: str | None = None) -> tuple[str, dict[str, int]]:
     """Replace PII in `text`; returns the new text and a count per enabled type."""
     config = config or PiiConfig()
     counts = {t: 0 for t in TYPES if t in config.types}
-    spans = detect(text, config) if text else []
+    spans = detect(text, config, language=language, url=url) if text else []
     if not spans:
         return text, counts
     key = fake_key(config) if config.mode == "fake" else b""
@@ -503,6 +394,6 @@ class PiiScrubber(Stage):
 
     def process_batch(self, docs: list[Document]) -> None:
         for doc in docs:
-            doc.text, counts = scrub(doc.text, self.config)
+            doc.text, counts = scrub(doc.text, self.config, language=doc.language, url=doc.url)
             # A type the config leaves out was not looked for: null, not 0.
             doc.meta.update({f"pii_{t}": counts.get(t) for t in TYPES})
