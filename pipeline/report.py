@@ -206,10 +206,28 @@ class DocStats:
     ranges: dict[str, list[float]] = field(default_factory=dict)  # score column -> [min, max]
     hists: dict[str, tuple] = field(default_factory=dict)  # score column -> (edges, kept, dropped)
     integer: set[str] = field(default_factory=set)
+    # collection -> (kept, dropped) histograms of quality_model_score over MODEL_EDGES
+    model_hists: dict[str, tuple] = field(default_factory=dict)
 
     def per_value(self, col: str) -> bool:
         """One histogram bar per value: integer columns with at most 41 distinct values."""
         return col in self.integer and self.ranges[col][1] - self.ranges[col][0] <= 40
+
+
+MODEL_EDGES = np.linspace(0.0, 1.0, 21)  # a probability: fixed bins, comparable across collections
+
+
+def _model_hists(s: DocStats, t: pa.Table, kept: pa.Array) -> None:
+    """Per-collection histograms of the quality model's score (issue: is the cut the same everywhere?)."""
+    if "quality_model_score" not in t.column_names or "collection" not in t.column_names:
+        return
+    v = t["quality_model_score"].to_numpy(zero_copy_only=False).astype(np.float64)
+    k = kept.to_numpy(zero_copy_only=False)
+    colls = np.asarray(t["collection"].to_pylist(), dtype=object)
+    for c in sorted({x for x in colls[np.isfinite(v)]}):
+        sel = (colls == c) & np.isfinite(v)
+        hk, hd = s.model_hists.get(c, (0, 0))
+        s.model_hists[c] = (hk + np.histogram(v[sel & k], MODEL_EDGES)[0], hd + np.histogram(v[sel & ~k], MODEL_EDGES)[0])
 
 
 def _kept(t: pa.Table) -> pa.Array:
@@ -222,7 +240,7 @@ def scan_documents(m: Path) -> DocStats:
     """Two passes over documents*.parquet, one file and only the needed columns at a time, so
     memory stays at one shard: pass 1 counts and finds score ranges, pass 2 fills histograms."""
     s, files = DocStats(), [parquet(p) for p in sorted(m.glob("documents*.parquet"))]
-    base = ["kept", "drop_stage", "drop_reason", "language", "dup_cluster", "dup_cluster_size"]
+    base = ["kept", "drop_stage", "drop_reason", "language", "dup_cluster", "dup_cluster_size", "collection"]
     for f in files:
         schema = f.schema_arrow
         s.columns.update(schema.names)
@@ -241,6 +259,7 @@ def scan_documents(m: Path) -> DocStats:
             g = pa.table({"stage": d["drop_stage"], "why": why}).group_by(["stage", "why"]).aggregate(
                 [("stage", "count")])
             s.drops.update({(r["stage"], r["why"]): r["stage_count"] for r in g.to_pylist()})
+        _model_hists(s, t, kept)
         if "language" in cols:
             s.languages.update({r["values"] or "(none)": r["counts"]
                                 for r in pc.value_counts(pc.filter(t["language"], kept)).to_pylist()})
@@ -375,6 +394,17 @@ def section_scores(m: Path, s: DocStats, prefix: str, first: str) -> str:
     return head + legend([("kept", BLUE), ("dropped", GREY)]) + f'<div class="grid">{"".join(figs)}</div>'
 
 
+def section_quality_model(m: Path, s: DocStats) -> str:
+    if not s.model_hists:
+        return note("quality_model_score not in this run (the quality_model stage did not run)")
+    figs = []
+    for coll, (hk, hd) in sorted(s.model_hists.items()):
+        chart = histogram(MODEL_EDGES, [("kept", hk, BLUE), ("dropped", hd, GREY)], 340, 140)
+        figs.append(f"<figure><figcaption>{esc(coll)} ({int(hk.sum() + hd.sum()):,} docs scored)</figcaption>"
+                    f"{chart}</figure>")
+    return legend([("kept", BLUE), ("dropped", GREY)]) + f'<div class="grid">{"".join(figs)}</div>'
+
+
 def section_dedup(m: Path, s: DocStats) -> str:
     ran = any(stage_base(st) == "dedup" for st in stage_totals(m)) or bool(s.clusters)
     body = note("dedup did not run (no dedup stage row, no dup_cluster value)")
@@ -461,6 +491,7 @@ SECTIONS = [
     ("drops", "Drop reasons per stage", section_drops),
     ("languages", "Languages of kept documents", section_languages),
     ("quality", "Quality scores", partial(section_scores, prefix="quality_", first="quality_score")),
+    ("quality_model", "Quality model: score per collection", section_quality_model),
     ("toxicity", "Toxicity scores", partial(section_scores, prefix="toxicity_", first="toxicity_score")),
     ("dedup", "Duplicate clusters", section_dedup),
     ("pii", "PII by type", section_pii),
