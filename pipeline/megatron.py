@@ -1,4 +1,5 @@
-"""Export a source's token shards as a Megatron-LM indexed dataset (`PREFIX.bin` + `PREFIX.idx`).
+"""Megatron-LM indexed datasets (`PREFIX.bin` + `PREFIX.idx`), written in parallel, and the
+weighted prefix list Megatron trains on.
 
 Megatron-LM's `IndexedDataset` (formerly `MMapIndexedDataset`) reads, per the published
 format (megatron/core/datasets/indexed_dataset.py, `_IndexWriter`):
@@ -14,63 +15,153 @@ format (megatron/core/datasets/indexed_dataset.py, `_IndexWriter`):
     .bin  the sequences' tokens back to back, no header
 
 Each curated document is one sequence ending with the end-of-text token, exactly the token
-spans of our shards, so the .bin is the shards' token regions concatenated. Train on the
-blend with Megatron's `--data-path "W1 PREFIX1 W2 PREFIX2 ..."` (in tokens/metadata.json).
+spans of our shards. **Parallel export:** every tokenize task writes one part per source it
+saw, `tokens/megatron/<source>/<curated shard>_text_document.{bin,idx}`, from the tokens it
+holds anyway; no process ever reads or copies another task's tokens. The driver only writes
+the list of parts with weights (`data_args_text`): `w1 p1 w2 p2 ...`, what Megatron-LM's
+`--data-path` takes inline and `--data-args-path FILE` reads from a file (split on white
+space, then `get_blend_from_list`: an even count is weight/prefix pairs; the weights are
+normalised by `BlendedMegatronDatasetConfig`). A part's weight is its source's share of the
+mix times the part's share of that source's tokens, so the parts of a source together get
+the source's share, spread over its parts as a concatenation of them would be.
+
+`MegatronPart` reads a part back (for tokenize/train.py's `--data-args` mode); the tests read
+them with an independent reader written from the format description above.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.shards import TokenShard, atomic_write_bytes
+from pipeline import storage
+from pipeline.shards import local_copy, read_range
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
 # Megatron's DType enum codes for the two widths we write.
 DTYPE_CODES = {2: 8, 4: 4}  # itemsize -> code: uint16 -> 8, 32-bit -> int32 (4)
-_CHUNK_TOKENS = 1 << 24  # copy 16M tokens at a time: bounded memory for any shard size
+_CODE_DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64,
+                7: np.float32, 8: np.uint16}
+_HEADER_SIZE = 9 + 8 + 1 + 8 + 8
+DATA_ARGS_FILE = "data_args.txt"
+PREFIX_SUFFIX = "_text_document"
 
 
-def _token_chunks(shards: list[TokenShard]) -> Iterator[memoryview]:
-    for shard in shards:
-        for start in range(0, shard.n_tokens, _CHUNK_TOKENS):
-            block = np.ascontiguousarray(shard.tokens[start : start + _CHUNK_TOKENS])
-            yield memoryview(block).cast("B")
-
-
-def write_megatron(prefix: str | Path, shard_paths: list[str | Path]) -> dict[str, Any]:
-    """Write `prefix.bin` and `prefix.idx` from token shards (in the given order).
+def write_part(prefix: str | Path, tokens: np.ndarray, doc_lengths: np.ndarray, vocab_size: int) -> dict[str, Any]:
+    """Write `prefix.bin` and `prefix.idx` for documents held in memory: `tokens` is their
+    concatenation (each with its end-of-text token), `doc_lengths` their lengths including it.
 
     Returns {bin, idx, bin_sha256, idx_sha256, docs, tokens, dtype_code}.
     """
-    shards = [TokenShard(p) for p in shard_paths]
-    if not shards:
-        raise ValueError(f"{prefix}: no token shards to export")
-    itemsizes = {s.dtype.itemsize for s in shards}
-    if len(itemsizes) != 1:
-        raise ValueError(f"{prefix}: shards mix token widths {sorted(itemsizes)}; re-tokenize them together")
-    itemsize = itemsizes.pop()
-    if itemsize == 4 and max(s.vocab_size for s in shards) > 2**31:
+    itemsize = tokens.dtype.itemsize
+    if itemsize not in DTYPE_CODES:
+        raise ValueError(f"{prefix}: tokens of {itemsize} bytes; Megatron parts hold uint16 or int32")
+    if itemsize == 4 and vocab_size > 2**31:
         raise ValueError(f"{prefix}: vocabulary too large for Megatron's int32 tokens")
-    # uint32 ids below 2**31 have the same bytes as int32, so the token regions copy as they are.
-    lengths = np.concatenate([s.doc_lengths() for s in shards]).astype(np.int32)
+    lengths = np.asarray(doc_lengths, dtype=np.int64)
+    if int(lengths.sum()) != len(tokens):
+        raise ValueError(f"{prefix}: document lengths sum to {int(lengths.sum())}, tokens hold {len(tokens)}")
+    lengths32 = lengths.astype(np.int32)
     pointers = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1].astype(np.int64) * itemsize, out=pointers[1:])
+    np.cumsum(lengths[:-1] * itemsize, out=pointers[1:])
     doc_index = np.arange(len(lengths) + 1, dtype=np.int64)
-    prefix = Path(prefix)
-    bin_path, idx_path = prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".idx")
-    bin_sha = atomic_write_bytes(bin_path, _token_chunks(shards))
+    prefix = storage.normalize(str(prefix))
+    bin_url, idx_url = prefix + ".bin", prefix + ".idx"
+    # uint32 ids below 2**31 have the same bytes as int32, so the tokens are written as they are.
+    bin_sha = storage.write_bytes(bin_url, [memoryview(np.ascontiguousarray(tokens)).cast("B")])
     header = INDEX_MAGIC + struct.pack("<Q", INDEX_VERSION) + struct.pack("<B", DTYPE_CODES[itemsize])
     header += struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(doc_index))
-    body = [header, lengths.tobytes(), pointers.tobytes(), doc_index.tobytes()]
-    idx_sha = atomic_write_bytes(idx_path, body)
-    return {
-        "bin": str(bin_path), "idx": str(idx_path), "bin_sha256": bin_sha, "idx_sha256": idx_sha,
-        "docs": int(len(lengths)), "tokens": int(lengths.sum(dtype=np.int64)),
-        "dtype_code": DTYPE_CODES[itemsize],
-    }
+    idx_sha = storage.write_bytes(idx_url, [header, lengths32.tobytes(), pointers.tobytes(), doc_index.tobytes()])
+    return {"bin": bin_url, "idx": idx_url, "bin_sha256": bin_sha, "idx_sha256": idx_sha,
+            "docs": int(len(lengths)), "tokens": int(len(tokens)), "dtype_code": DTYPE_CODES[itemsize]}
+
+
+def part_prefix(source: str, shard_id: str) -> str:
+    """A part's prefix relative to DIR/tokens: megatron/<source>/<shard>_text_document."""
+    return f"megatron/{source}/{shard_id}{PREFIX_SUFFIX}"
+
+
+def source_of_prefix(prefix: str) -> str:
+    """The source a part belongs to: the folder holding it (megatron/<source>/<part>)."""
+    parent = storage.parent(prefix) if "/" in prefix.rstrip("/") else ""
+    return storage.basename(parent) if parent else storage.basename(prefix).removesuffix(PREFIX_SUFFIX)
+
+
+def _weight(w: float) -> str:
+    # 12 significant digits: exact enough for any share, and the same text at any worker count.
+    return format(w, ".12g")
+
+
+def data_args_text(parts: list[tuple[float, str]]) -> str:
+    """`w1 p1 w2 p2 ...`, one pair a line (Megatron splits the file on any white space)."""
+    return "".join(f"{_weight(w)} {p}\n" for w, p in parts)
+
+
+def parse_data_args(text: str) -> list[tuple[float, str]]:
+    """(weight, prefix) pairs, as Megatron's get_blend_from_list reads them; an odd count (bare
+    prefixes) gets weight 1 each, as Megatron weighs an unweighted list (equally)."""
+    words = text.split()
+    if not words:
+        raise ValueError("data args: empty; no prefix to read")
+    if len(words) % 2:
+        return [(1.0, p) for p in words]
+    pairs = []
+    for i in range(0, len(words), 2):
+        try:
+            w = float(words[i])
+        except ValueError:
+            raise ValueError(f"data args: {words[i]!r} (word {i + 1}) is not a weight; expected "
+                             "'w1 prefix1 w2 prefix2 ...'") from None
+        if not w >= 0:
+            raise ValueError(f"data args: weight {words[i]!r} of {words[i + 1]} is negative")
+        pairs.append((w, words[i + 1]))
+    if sum(w for w, _ in pairs) <= 0:
+        raise ValueError("data args: every weight is 0")
+    return pairs
+
+
+class MegatronPart:
+    """A Megatron indexed dataset read back: `tokens` (memory-mapped; remote ones copied to a
+    local temporary file first), `n_tokens`, `doc_lengths`. Enough for TokenStream."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = storage.normalize(prefix)
+        idx_url, bin_url = self.prefix + ".idx", self.prefix + ".bin"
+        for url in (idx_url, bin_url):
+            if not storage.exists(url):
+                raise ValueError(f"{url}: missing; a Megatron part needs both .bin and .idx")
+        head = read_range(idx_url, 0, _HEADER_SIZE)
+        if head[:9] != INDEX_MAGIC:
+            raise ValueError(f"{idx_url}: bad magic {head[:9]!r}: not a Megatron-LM MMIDIDX index")
+        version, = struct.unpack_from("<Q", head, 9)
+        code, = struct.unpack_from("<B", head, 17)
+        n_seq, n_doc = struct.unpack_from("<QQ", head, 18)
+        if version != INDEX_VERSION or code not in _CODE_DTYPES:
+            raise ValueError(f"{idx_url}: index version {version}, dtype code {code}: not readable here")
+        size = storage.size_of(idx_url)
+        if size != _HEADER_SIZE + n_seq * 12 + n_doc * 8:
+            raise ValueError(f"{idx_url}: {size} bytes, but its header implies "
+                             f"{_HEADER_SIZE + n_seq * 12 + n_doc * 8}: truncated or corrupt")
+        self.dtype = np.dtype(_CODE_DTYPES[code])
+        self.doc_lengths = np.frombuffer(read_range(idx_url, _HEADER_SIZE, n_seq * 4), np.int32).astype(np.int64)
+        self.n_tokens = int(self.doc_lengths.sum())
+        if storage.size_of(bin_url) != self.n_tokens * self.dtype.itemsize:
+            raise ValueError(f"{bin_url}: size does not match the {self.n_tokens} tokens its .idx lists")
+        self._tokens: np.ndarray | None = None
+
+    @property
+    def tokens(self) -> np.ndarray:
+        if self._tokens is None:
+            self._tokens = np.memmap(local_copy(self.prefix + ".bin"), dtype=self.dtype, mode="r",
+                                     shape=(self.n_tokens,))
+        return self._tokens
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"prefix": self.prefix}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["prefix"])

@@ -1,10 +1,13 @@
-"""The global mixing step: epochs per source, the blended sample index, the Megatron export.
+"""The global mixing step: epochs per source, the blended sample index, the Megatron data args.
 
 A mixture spec (tokenize/mixes/*.toml) declares a weight per source and, optionally, a token
 budget. Weights are divided by their sum (a warning when the sum is not 1 within 1e-6: the
 GPT-3 paper's table sums to 1.01). Every source named in the mix must have at least one
-sample of tokens: a declared source with no documents is an error, since silently giving
-its share to the others would train on a different mix than the one asked for.
+sample of tokens: a declared source with no documents raises `MixtureSourceEmpty` (one line:
+the source and the collections its [tokenize] sources rules match), since silently giving
+its share to the others would train on a different mix than the one asked for. A run with no
+curated document at all is not an error: `build_mixture` returns `empty=True` and writes an
+empty blend, so the caller can warn once and still write every manifest.
 
 Samples are windows of seq_len + 1 tokens from a source's token stream (its shards in path
 order, documents separated by end-of-text), consecutive windows sharing one token. A source
@@ -14,13 +17,19 @@ fresh permutation, both drawn from the seed), and more than max_epochs * W is ca
 warning, its shortfall spread over the other sources by weight. The blended order is built
 the way Megatron's BlendedDataset builds it: at step k take the source furthest below
 weight * k.
+
+What the driver holds as the corpus grows: one `shards` row per file written (token shards and
+Megatron parts, a few hundred bytes each), a few integers per source, and one chunk of the
+blended index (pipeline/blend.py: 1 M samples, ~20 MB), streamed to storage chunk by chunk; no
+token and no whole index array (before: samples x 5-9 bytes plus every source's window
+permutation). The Megatron export is written by the tokenize tasks (pipeline/megatron.py);
+here only the weighted list of their parts is written: tokens/megatron/data_args.txt.
 """
 
 from __future__ import annotations
 
 import logging
 import tomllib
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +37,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline import megatron, storage
 from pipeline import shards as shard_format
-from pipeline.megatron import write_megatron
+from pipeline.blend import blend_chunks, blend_order, index_dtypes, window_order
+
+__all__ = ["MixtureError", "MixtureResult", "MixtureSourceEmpty", "blend_order", "build_mixture", "load_mix",
+           "matching_collections", "plan_samples", "window_order"]
 
 log = logging.getLogger(__name__)
 MIXES_DIR = Path(__file__).resolve().parents[1] / "tokenize" / "mixes"
@@ -143,67 +156,72 @@ def plan_samples(
     return {**fixed, **{s: 0 for s in weights if weights[s] == 0}}
 
 
-def blend_order(counts: list[int]) -> np.ndarray:
-    """Source index per sample, Megatron's greedy: at step k pick the source with the largest
-    weight * k - taken, weight = count / total; a source stops once it has its count, so
-    each source appears exactly counts[s] times. Python loop: ~1 M samples/s here."""
-    total = int(sum(counts))
-    weights = [c / total for c in counts] if total else []
-    taken = [0] * len(counts)
-    order = np.empty(total, dtype=np.uint8 if len(counts) <= 256 else np.uint16)
-    live = [s for s, c in enumerate(counts) if c > 0]
-    for k in range(total):
-        kk = k if k > 0 else 1  # Megatron's max(k, 1)
-        best, best_err = -1, -1e300
-        for s in live:
-            err = weights[s] * kk - taken[s]
-            if err > best_err:
-                best, best_err = s, err
-        order[k] = best
-        taken[best] += 1
-        if taken[best] == counts[best]:
-            live.remove(best)
-    return order
-
-
-def window_order(n_windows: int, n_samples: int, seed: int, source: str) -> np.ndarray:
-    """Which windows of a source, in which order: fresh permutations epoch after epoch, the
-    last one cut short (a subsample when n_samples < n_windows). Seeded by seed and name."""
-    rng = np.random.default_rng([seed, zlib.crc32(source.encode("utf-8"))])
-    dtype = np.uint32 if n_windows < 2**32 else np.uint64
-    parts, left = [], n_samples
-    while left > 0:
-        perm = rng.permutation(n_windows).astype(dtype)
-        parts.append(perm[:left])
-        left -= len(parts[-1])
-    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-
 @dataclass
 class MixtureResult:
-    """The `shards` and `mixture` manifest tables, the metadata written, and the warnings."""
+    """The `shards` and `mixture` manifest tables, the metadata written, and the warnings.
+    `empty`: no curated document reached tokenize; `empty_collections`: input collections with
+    no curated document (the caller warns once; they are in `warnings` too, not logged here)."""
 
     shards: pa.Table
     mixture: pa.Table
     metadata: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    empty: bool = False
+    empty_collections: list[str] = field(default_factory=list)
 
 
-def _flatten(shard_rows: Any) -> list[dict[str, Any]]:
-    """Accept shard rows flat, as lists per task, or as TokenizeShardResult objects."""
+class MixtureError(ValueError):
+    """The mix cannot be built from this data. `result` holds the manifest tables when known,
+    so the caller can write them before it exits (code 2)."""
+
+    def __init__(self, message: str, result: MixtureResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class MixtureSourceEmpty(MixtureError):
+    """A source the mix declares (weight > 0) received no document."""
+
+    def __init__(self, source: str, matching_collections: list[str], mix_name: str = "",
+                 also_empty: tuple[str, ...] = (), result: MixtureResult | None = None) -> None:
+        self.source, self.matching_collections, self.also_empty = source, matching_collections, also_empty
+        feeds = ", ".join(matching_collections) or "none"
+        also = f"; also empty: {', '.join(repr(s) for s in also_empty)}" if also_empty else ""
+        super().__init__(f"mix {mix_name!r}: declared source {source!r} received no document; collections "
+                         f"its [tokenize] sources rules match: {feeds}{also}", result)
+
+
+def matching_collections(source: str, config: Any) -> list[str]:
+    """Who can feed `source`: each [tokenize] sources rule named so (its collection, or "any
+    collection" when the rule tests none), and a collection of that very name, which becomes
+    the source when no rule matches its documents."""
+    out = []
+    for i, rule in enumerate(getattr(config, "sources", None) or []):
+        if rule.get("name") == source:
+            out.append(f"{rule['collection']!r} (rule {i})" if "collection" in rule else f"any (rule {i})")
+    return out + [f"{source!r} (no rule matching, by collection name)"]
+
+
+def _flatten(shard_rows: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows flat, as lists per task, or as TokenizeShardResult objects; and the documents seen
+    per collection (from the results that carry it)."""
     rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for item in shard_rows:
         if isinstance(item, dict):
             rows.append(item)
         elif hasattr(item, "shards"):
             rows.extend(item.shards)
+            for c, n in (getattr(item, "collections", None) or {}).items():
+                seen[c] = seen.get(c, 0) + n
         else:
             rows.extend(item)
-    return rows
+    return [dict(r, kind=r.get("kind") or "token_shard") for r in rows], seen
 
 
 def _choose_weights(
-    mix: MixSpec | None, windows: dict[str, int], tokens: dict[str, int], seq_len: int, warnings: list[str]
+    mix: MixSpec | None, windows: dict[str, int], tokens: dict[str, int], seq_len: int, warnings: list[str],
+    config: Any,
 ) -> tuple[dict[str, float], dict[str, float | None]]:
     """(normalised weights over every source with tokens, declared weights as written)."""
     if mix is None:
@@ -221,14 +239,11 @@ def _choose_weights(
         return {s: w / total for s, w in windows.items()}, declared
     missing = sorted(s for s, w in mix.weights.items() if w > 0 and s not in windows)
     if missing:
-        raise ValueError(
-            f"mix {mix.name!r} ({mix.path}) declares source(s) {missing} but no curated document was "
-            f"assigned to them; sources with documents: {sorted(windows)}. Map documents to these "
-            "names with [tokenize] sources rules, or drop them from the mix"
-        )
+        raise MixtureSourceEmpty(missing[0], matching_collections(missing[0], config), mix.name,
+                                 tuple(missing[1:]))
     small = sorted(s for s, w in mix.weights.items() if w > 0 and windows[s] == 0)
     if small:
-        raise ValueError(
+        raise MixtureError(
             f"mix {mix.name!r}: source(s) {small} have fewer than seq_len + 1 = {seq_len + 1} tokens, "
             "not one sample; add documents, lower seq_len, or drop them from the mix"
         )
@@ -240,87 +255,126 @@ def _choose_weights(
     return {s: weights.get(s, 0.0) for s in windows}, declared
 
 
-def build_mixture(
-    out_dir: str, shard_rows: Any, config: Any, tokenizer_spec: Any, config_hash: str | None = None
-) -> MixtureResult:
-    """Blend the token shards under `out_dir` (DIR/tokens) into the mixture the config asks for.
-
-    `shard_rows` are the `shards` rows of every tokenize_shard task. Writes tokens/blend/,
-    tokens/megatron/ (when config.megatron), tokens/metadata.json and tokens/README.md;
-    returns the `shards` and `mixture` tables (paths relative to DIR).
-    """
-    root = Path(out_dir)
-    rows = sorted(_flatten(shard_rows), key=lambda r: (r["source"], r["path"]))
-    if not rows:
-        raise ValueError(f"{out_dir}: no token shards to mix; did every curated shard come out empty?")
-    warnings: list[str] = []
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        shard = shard_format.TokenShard(root / row["path"])  # header only: cheap, catches stale rows
+def _check_rows(root: str, token_rows: list[dict[str, Any]]) -> None:
+    """Each token row against its file's header. Local outputs only: the rows come from this
+    run's tasks, and one GET per shard in the driver would dominate on an object store."""
+    if not storage.is_local(root):
+        return
+    for row in token_rows:
+        shard = shard_format.TokenShard(storage.join(root, row["path"]))  # header only: cheap
         if (shard.n_tokens, shard.n_docs) != (row["tokens"], row["docs"]):
-            raise ValueError(
+            raise MixtureError(
                 f"{row['path']}: holds {shard.n_tokens} tokens / {shard.n_docs} docs, its row says "
                 f"{row['tokens']} / {row['docs']}: stale output, re-run the tokenize step"
             )
+
+
+def _mixture_rows(by_source: dict[str, list[dict]], tokens: dict[str, int], windows: dict[str, int],
+                  counts: dict[str, int], weights: dict[str, float], declared: dict[str, float | None],
+                  seq_len: int, mix: MixSpec | None) -> list[dict[str, Any]]:
+    n_total = sum(counts.values())
+    names = sorted(set(by_source) | {s for s, w in (mix.weights.items() if mix else []) if w > 0})
+    rows = []
+    for s in names:
+        c, w = counts.get(s, 0), windows.get(s, 0)
+        rows.append({
+            "source": s, "declared_weight": declared.get(s, mix.weights.get(s) if mix else None),
+            "normalised_weight": weights.get(s, 0.0), "docs": sum(r["docs"] for r in by_source.get(s, [])),
+            "tokens_available": tokens.get(s, 0), "windows": w, "samples": c, "tokens_selected": c * seq_len,
+            "epochs": c / w if w else 0.0, "realised_share": c / n_total if n_total else 0.0,
+        })
+    return rows
+
+
+def _data_args(root: str, parts: dict[str, list[dict]], tokens: dict[str, int], weights: dict[str, float]
+               ) -> dict[str, Any] | None:
+    """Write tokens/megatron/data_args.txt: every part of every weighted source, weight = the
+    source's share x the part's share of the source's tokens. Prefixes relative to DIR."""
+    url = storage.join(root, "megatron", megatron.DATA_ARGS_FILE)
+    pairs = [(weights[s] * r["tokens"] / tokens[s], f"{storage.basename(root)}/{r['path'].removesuffix('.bin')}")
+             for s in sorted(parts) if weights.get(s, 0) > 0 for r in parts[s]]
+    if not pairs:
+        storage.remove(url)  # no stale list from an earlier run may outlive its parts
+        return None
+    sha = storage.write_text(url, megatron.data_args_text(pairs))
+    return {"data_args": f"megatron/{megatron.DATA_ARGS_FILE}", "sha256": sha, "parts": len(pairs),
+            "parts_per_source": {s: len(parts[s]) for s in sorted(parts) if weights.get(s, 0) > 0},
+            "source_weights": {s: weights[s] for s in sorted(parts) if weights.get(s, 0) > 0}}
+
+
+def build_mixture(
+    out_dir: str, shard_rows: Any, config: Any, tokenizer_spec: Any, config_hash: str | None = None,
+    collections: Any = (),
+) -> MixtureResult:
+    """Blend the token shards under `out_dir` (DIR/tokens, a local path or a URL) into the
+    mixture the config asks for.
+
+    `shard_rows` are the rows (or results) of every tokenize_shard task; `collections` the input
+    collections, to name the ones that got nothing. Writes tokens/blend/, tokens/metadata.json,
+    tokens/README.md and, when Megatron parts were written, tokens/megatron/data_args.txt;
+    returns the `shards` and `mixture` tables (paths relative to DIR). Raises MixtureError
+    (MixtureSourceEmpty for a declared source with no document) with `.result` set.
+    """
+    root = storage.normalize(str(out_dir))
+    rows, seen = _flatten(shard_rows)
+    rows.sort(key=lambda r: (r["source"], r["path"]))
+    warnings: list[str] = []
+    empty_collections = sorted(c for c in {str(c) for c in collections} if not seen.get(c))
+    for c in empty_collections:  # appended, not logged: the caller warns once for all of them
+        warnings.append(f"collection {c!r}: no curated document reached the tokenize step")
+    token_rows = [r for r in rows if r["kind"] == "token_shard"]
+    _check_rows(root, token_rows)
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for row in token_rows:
         by_source.setdefault(row["source"], []).append(row)
+    for row in rows:
+        if row["kind"] == "megatron_bin":
+            parts.setdefault(row["source"], []).append(row)
     seq_len = config.seq_len
     tokens = {s: sum(r["tokens"] for r in rs) for s, rs in by_source.items()}
     windows = {s: max(0, (t - 1) // seq_len) for s, t in tokens.items()}
     mix = load_mix(config.mix) if config.mix else None
-    weights, declared = _choose_weights(mix, windows, tokens, seq_len, warnings)
-    live = {s: w for s, w in weights.items() if w > 0}
-    if mix is None:
-        counts = {s: windows[s] for s in live}
-    elif mix.total_tokens is not None:
-        counts = plan_samples(windows, live, mix.total_tokens // seq_len, config.max_epochs, warnings)
-    else:
-        # No budget: the largest blend in which no source repeats.
-        n = min(int(windows[s] / w + 1e-9) for s, w in live.items())
-        counts = plan_samples(windows, live, n, min(1.0, config.max_epochs), warnings)
+    dir_name = storage.basename(root)
+    shard_table = _table([dict(r, path=f"{dir_name}/{r['path']}") for r in rows], _SHARDS_SCHEMA)
+    empty = not token_rows
+    weights: dict[str, float] = {}
+    declared: dict[str, float | None] = {}
+    try:
+        if empty:
+            warnings.append("no curated document reached the tokenize step: the token output is empty"
+                            + (f" and mix {mix.name!r} gets nothing" if mix else ""))
+        else:
+            weights, declared = _choose_weights(mix, windows, tokens, seq_len, warnings, config)
+        live = {s: w for s, w in weights.items() if w > 0}
+        if not live:
+            counts: dict[str, int] = {}
+        elif mix is None:
+            counts = {s: windows[s] for s in live}
+        elif mix.total_tokens is not None:
+            counts = plan_samples(windows, live, mix.total_tokens // seq_len, config.max_epochs, warnings)
+        else:
+            # No budget: the largest blend in which no source repeats.
+            n = min(int(windows[s] / w + 1e-9) for s, w in live.items())
+            counts = plan_samples(windows, live, n, min(1.0, config.max_epochs), warnings)
+        if mix is not None and not empty and sum(counts.values()) == 0:
+            raise MixtureError(f"mix {mix.name!r} selects no sample: total_tokens below seq_len={seq_len}, "
+                               "or max_epochs too small for the data")
+    except MixtureError as exc:
+        exc.result = MixtureResult(shard_table, _table(_mixture_rows(
+            by_source, tokens, windows, {}, weights, declared, seq_len, mix), _MIXTURE_SCHEMA), {}, warnings)
+        raise
     blended = [s for s in sorted(counts) if counts[s] > 0]
     n_total = sum(counts[s] for s in blended)
-    if n_total == 0 and mix is not None:
-        raise ValueError(f"mix {mix.name if mix else 'default'!r} selects no sample: total_tokens "
-                         f"below seq_len={seq_len}, or max_epochs too small for the data")
-    source_index = blend_order([counts[s] for s in blended])
-    sample_index = np.empty(n_total, dtype=np.uint32 if max(windows.values()) < 2**32 else np.uint64)
-    for i, s in enumerate(blended):
-        sample_index[source_index == i] = window_order(windows[s], counts[s], config.seed, s)
-    blend_files = shard_format.write_blend(root, source_index, sample_index)
-
-    dir_name = root.name
-    shard_table = [dict(r, path=f"{dir_name}/{r['path']}", kind="token_shard") for r in rows]
-    megatron: dict[str, Any] = {}
-    if config.megatron:
-        parts = []
-        for s in sorted(by_source):
-            paths = [root / r["path"] for r in by_source[s]]
-            out = write_megatron(root / "megatron" / f"{s}_text_document", paths)
-            common = {"source": s, "dtype": "uint16" if out["dtype_code"] == 8 else "int32",
-                      "tokenizer": tokenizer_spec.name, "tokenizer_sha256": tokenizer_spec.sha256,
-                      "curated_shard": None}
-            for kind, key in (("megatron_bin", "bin"), ("megatron_idx", "idx")):
-                rel = Path(out[key]).relative_to(root).as_posix()
-                shard_table.append(dict(common, path=f"{dir_name}/{rel}", kind=kind, docs=out["docs"],
-                                        tokens=out["tokens"], sha256=out[f"{key}_sha256"]))
-            megatron[s] = f"megatron/{s}_text_document"
-            if s in blended:
-                parts.append(f"{counts[s] / n_total:.6f} {dir_name}/megatron/{s}_text_document")
-        megatron = {"prefixes": megatron, "data_path": " ".join(parts)}
-
-    mixture_rows = []
-    for s in sorted(by_source):
-        c = counts.get(s, 0)
-        mixture_rows.append({
-            "source": s, "declared_weight": declared.get(s), "normalised_weight": weights.get(s, 0.0),
-            "docs": sum(r["docs"] for r in by_source[s]), "tokens_available": tokens[s],
-            "windows": windows[s], "samples": c, "tokens_selected": c * seq_len,
-            "epochs": c / windows[s] if windows[s] else 0.0,
-            "realised_share": c / n_total if n_total else 0.0,
-        })
+    dtypes = index_dtypes(len(blended), max(windows.values(), default=0))
+    blend_files = shard_format.write_blend(
+        root, blend_chunks([counts[s] for s in blended], [windows[s] for s in blended], blended, config.seed),
+        n_total, *dtypes)
+    megatron_meta = _data_args(root, parts, tokens, weights) if config.megatron else None
     metadata = {
         "format": "gristmill-tokens", "version": shard_format.VERSION,
-        "tokenizer": tokenizer_spec.describe(), "config_hash": config_hash or config.hash,
+        "tokenizer": tokenizer_spec.describe() if tokenizer_spec else None,
+        "config_hash": config_hash or config.hash,
         "mix": {"name": mix.name if mix else "default", "path": mix.path if mix else None,
                 "declared_weights": mix.weights if mix else None,
                 # Declared / sum over sources with data; blend.sources[].weight is what the blend
@@ -333,13 +387,15 @@ def build_mixture(
                          "windows": windows[s], "weight": counts[s] / n_total} for s in blended],
         },
         "sources": {s: {"shards": [r["path"] for r in by_source[s]], "tokens": tokens[s]} for s in by_source},
-        "megatron": megatron or None,
+        "megatron": megatron_meta,
+        "empty": empty,
         "warnings": warnings,
     }
-    shard_format.atomic_write_json(root / shard_format.METADATA_FILE, metadata)
-    shard_format.atomic_write_bytes(root / "README.md", [_readme(metadata).encode("utf-8")])
-    return MixtureResult(_table(shard_table, _SHARDS_SCHEMA), _table(mixture_rows, _MIXTURE_SCHEMA),
-                         metadata, warnings)
+    storage.write_json(storage.join(root, shard_format.METADATA_FILE), metadata)
+    storage.write_text(storage.join(root, "README.md"), _readme(metadata))
+    mixture = _table(_mixture_rows(by_source, tokens, windows, counts, weights, declared, seq_len, mix),
+                     _MIXTURE_SCHEMA)
+    return MixtureResult(shard_table, mixture, metadata, warnings, empty, empty_collections)
 
 
 _SHARDS_SCHEMA = pa.schema([
@@ -359,11 +415,14 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def _readme(meta: dict[str, Any]) -> str:
-    blend = meta["blend"]
-    lines = [
-        "# tokens/: what is where (written by gristmill's tokenize step)", "",
-        f"Tokenizer: {meta['tokenizer']['name']} (sha256 {meta['tokenizer']['sha256'][:16]}..., "
-        f"end-of-text {meta['tokenizer']['eot_id']}). Mix: {meta['mix']['name']}.", "",
+    blend, tok = meta["blend"], meta["tokenizer"]
+    lines = ["# tokens/: what is where (written by gristmill's tokenize step)", ""]
+    if tok:
+        lines += [f"Tokenizer: {tok['name']} (sha256 {tok['sha256'][:16]}..., end-of-text {tok['eot_id']}). "
+                  f"Mix: {meta['mix']['name']}.", ""]
+    if meta["empty"]:
+        lines += ["No curated document reached the tokenize step: there are no token files.", ""]
+    lines += [
         "- `<source>/<curated shard>.bin` + `.json`: token shards (format: pipeline/shards.py);",
         "  every document ends with the end-of-text token; the .json names the tokenizer, doc ids, sha256.",
         f"- `blend/source_index.npy`, `blend/sample_index.npy`: {blend['n_samples']} blended samples of "
@@ -374,6 +433,9 @@ def _readme(meta: dict[str, Any]) -> str:
         "- `metadata.json`: sources, their shards in stream order, blend sources and weights, warnings.",
     ]
     if meta["megatron"]:
-        lines += ["- `megatron/<source>_text_document.{bin,idx}`: Megatron-LM indexed datasets;",
-                  f"  `--data-path \"{meta['megatron']['data_path']}\"` (run from the output folder)."]
+        lines += ["- `megatron/<source>/<curated shard>_text_document.{bin,idx}`: Megatron-LM indexed datasets,",
+                  "  one part per tokenize task and source; `megatron/data_args.txt` lists them with weights",
+                  f"  ({meta['megatron']['parts']} parts): from the output folder, train with Megatron-LM's",
+                  "  `--data-args-path tokens/megatron/data_args.txt` (or pass its text to `--data-path`),",
+                  "  or `python tokenize/train.py --data . --data-args tokens/megatron/data_args.txt`."]
     return "\n".join(lines) + "\n"

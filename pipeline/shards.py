@@ -20,9 +20,12 @@ A token shard `NAME.bin` holds the documents of one source from one curated shar
                its last token is the end-of-text token; off[0] = 0, off[n_docs] = n_tokens
 
 `NAME.json` beside it (the sidecar) names the tokenizer and its sha256, the source, the
-config hash, the document ids in file order, and the sha256 of the .bin. Both files are
-written under a temporary name and renamed, the .bin first: a worker killed half-way
-leaves at most a `.tmp` file or a .bin without its sidecar, never a shard that looks done.
+config hash, the document ids in file order, and the sha256 of the .bin. Both are written
+through pipeline/storage.py's one atomic path (a temporary name or key, then the final one),
+the .bin first: a worker killed half-way leaves at most a `.tmp-` file or a .bin without its
+sidecar, never a shard that looks done. Paths may be local or URLs (`s3://...`): local files
+are memory-mapped; remote ones are read by ranged GETs (header, index) and copied to a local
+temporary file before their tokens are memory-mapped (see `TokenShard`).
 
 The blended sample index (built by pipeline/mixture.py, read by the trainer through
 `BlendedSamples`) lives in `tokens/blend/`: `source_index.npy` (which source each sample
@@ -35,17 +38,19 @@ by one token (as Megatron's GPTDataset does).
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
+import atexit
 import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline import storage
 
 MAGIC = b"GRISTTOK"
 VERSION = 1
@@ -70,8 +75,10 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return _DTYPES[2] if vocab_size <= 1 << 16 else _DTYPES[4]
 
 
-def sidecar_path(path: str | Path) -> Path:
-    return Path(path).with_suffix(".json")
+def sidecar_path(path: str | Path) -> str:
+    """`.../NAME.bin` -> `.../NAME.json` (a local path or a URL)."""
+    url = str(path)
+    return (url[: -len(".bin")] if url.endswith(".bin") else url) + ".json"
 
 
 def _tokens_end(n_tokens: int, itemsize: int) -> int:
@@ -80,43 +87,37 @@ def _tokens_end(n_tokens: int, itemsize: int) -> int:
     return (end + 7) // 8 * 8
 
 
-def atomic_write_bytes(path: str | Path, chunks: Iterable[bytes | memoryview]) -> str:
-    """Write `chunks` to `path` via a temporary file and a rename; returns the sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    digest = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                digest.update(chunk)
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return digest.hexdigest()
+def read_range(url: str, start: int, length: int) -> bytes:
+    """Bytes [start, start + length) of a file or object: one ranged GET remotely, never the
+    readahead block a streamed open would fetch (a header read must stay a few bytes)."""
+    if storage.is_local(url):
+        with open(storage.local_path(url), "rb") as f:
+            f.seek(start)
+            return f.read(length)
+    fs = storage.filesystem(url)
+    return storage.with_retries(lambda: fs.cat_file(url, start=start, end=start + length),
+                                f"read {url} bytes {start}+{length}")
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, [text.encode("utf-8")])
+_COPIES: dict[str, str] = {}
+_COPY_DIR: list[str] = []
 
 
-def atomic_save_npy(path: str | Path, array: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return atomic_write_bytes(path, [buf.getbuffer()])
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def local_copy(url: str) -> str:
+    """A local path with `url`'s bytes, to memory-map: the file itself when local; a remote
+    object is downloaded once per process into a temporary folder removed at exit."""
+    if storage.is_local(url):
+        return storage.local_path(url)
+    if url not in _COPIES:
+        if not _COPY_DIR:
+            _COPY_DIR.append(tempfile.mkdtemp(prefix="gristmill-tokens-"))
+            atexit.register(shutil.rmtree, _COPY_DIR[0], True)
+        dest = os.path.join(_COPY_DIR[0], f"{len(_COPIES)}-{storage.basename(url)}")
+        with storage.open_input(url) as src, open(dest + ".part", "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 22)
+        os.replace(dest + ".part", dest)
+        _COPIES[url] = dest
+    return _COPIES[url]
 
 
 @dataclass(frozen=True)
@@ -161,30 +162,35 @@ def write_shard(
     header = _HEADER.pack(MAGIC, VERSION, dtype.itemsize, len(data), n_docs, eot_id, vocab_size)
     header += b"\0" * (HEADER_SIZE - len(header))
     pad = b"\0" * (_tokens_end(len(data), dtype.itemsize) - HEADER_SIZE - data.nbytes)
-    sha = atomic_write_bytes(path, [header, memoryview(data).cast("B"), pad, offsets.tobytes()])
+    url = storage.normalize(str(path))
+    sha = storage.write_bytes(url, [header, memoryview(data).cast("B"), pad, offsets.tobytes()])
     side = dict(metadata)
     side.update(
         format="gristmill-tokens", version=VERSION, sha256=sha, n_tokens=int(len(data)),
         n_docs=int(n_docs), dtype=dtype.name, eot_id=int(eot_id), vocab_size=int(vocab_size),
     )
-    atomic_write_json(sidecar_path(path), side)
-    return ShardInfo(str(path), int(len(data)), int(n_docs), dtype.name, sha)
+    storage.write_json(sidecar_path(url), side)
+    return ShardInfo(url, int(len(data)), int(n_docs), dtype.name, sha)
 
 
 class TokenShard:
-    """A memory-mapped token shard: tokens, document boundaries and metadata, nothing loaded.
+    """A token shard: tokens, document boundaries and metadata, nothing loaded up front.
+
+    Local files are memory-mapped. A remote shard (`s3://...`) is checked with two ranged reads
+    (header, document index); its tokens are copied to a local temporary file on first use and
+    memory-mapped from there (`local_copy`): a trainer reads every token many times, and one GET
+    per sample would cost far more than one download per shard.
 
     Raises `ShardFormatError` on a wrong magic, an unknown version or dtype, a truncated file,
     or a size that does not match the header.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
+        self.path = storage.normalize(str(path))
+        if not storage.exists(self.path) or storage.isdir(self.path):
             raise ShardFormatError(f"{self.path}: no such token shard; run the tokenize step first")
-        size = self.path.stat().st_size
-        with open(self.path, "rb") as f:
-            head = f.read(HEADER_SIZE)
+        size = storage.size_of(self.path)
+        head = read_range(self.path, 0, HEADER_SIZE)
         if len(head) < HEADER_SIZE:
             raise ShardFormatError(
                 f"{self.path}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header; "
@@ -193,7 +199,7 @@ class TokenShard:
         magic, version, itemsize, n_tokens, n_docs, eot_id, vocab = _HEADER.unpack_from(head)
         if magic != MAGIC:
             hint = ""
-            if self.path.with_suffix(".idx").is_file():
+            if self.path.endswith(".bin") and storage.exists(self.path[: -len(".bin")] + ".idx"):
                 hint = "; an .idx lies beside it: a Megatron-LM .bin? Read it with Megatron's IndexedDataset"
             raise ShardFormatError(
                 f"{self.path}: bad magic {magic!r}, expected {MAGIC!r}: not a gristmill token shard{hint}"
@@ -207,7 +213,7 @@ class TokenShard:
             raise ShardFormatError(f"{self.path}: token itemsize {itemsize}, expected 2 or 4: corrupt header")
         self.dtype = _DTYPES[itemsize]
         self.n_tokens, self.n_docs, self.eot_id, self.vocab_size = n_tokens, n_docs, eot_id, vocab
-        index_at = _tokens_end(n_tokens, itemsize)
+        self._index_at = index_at = _tokens_end(n_tokens, itemsize)
         expected = index_at + (n_docs + 1) * 8
         if size != expected:
             what = "truncated" if size < expected else "size mismatch (trailing bytes)"
@@ -216,9 +222,12 @@ class TokenShard:
                 f"documents) implies {expected}; the file is damaged or half-written: delete it and "
                 "re-run the tokenize step for its curated shard"
             )
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
-        self.tokens: np.ndarray = np.frombuffer(self._mm, self.dtype, n_tokens, HEADER_SIZE)
-        self.doc_offsets: np.ndarray = np.frombuffer(self._mm, "<u8", n_docs + 1, index_at)
+        self._tokens: np.ndarray | None = None
+        if storage.is_local(self.path):
+            self._map(self.path)
+        else:
+            raw = read_range(self.path, index_at, (n_docs + 1) * 8)
+            self.doc_offsets = np.frombuffer(raw, "<u8", n_docs + 1)
         if self.doc_offsets[0] != 0 or self.doc_offsets[-1] != n_tokens:
             raise ShardFormatError(
                 f"{self.path}: document index runs {self.doc_offsets[0]}..{self.doc_offsets[-1]}, "
@@ -226,12 +235,24 @@ class TokenShard:
             )
         self._meta: dict[str, Any] | None = None
 
+    def _map(self, local: str) -> None:
+        mm = np.memmap(local, dtype=np.uint8, mode="r")
+        self._tokens = np.frombuffer(mm, self.dtype, self.n_tokens, HEADER_SIZE)
+        self.doc_offsets: np.ndarray = np.frombuffer(mm, "<u8", self.n_docs + 1, self._index_at)
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """All tokens (a view on the memory map; remote shards are fetched on first use)."""
+        if self._tokens is None:
+            self._map(local_copy(self.path))
+        return self._tokens  # type: ignore[return-value]
+
     def __len__(self) -> int:
         return self.n_docs
 
     # Pickle the path, not the mapped bytes: DataLoader / Ray workers reopen the file.
     def __getstate__(self) -> dict[str, str]:
-        return {"path": str(self.path)}
+        return {"path": self.path}
 
     def __setstate__(self, state: dict[str, str]) -> None:
         self.__init__(state["path"])
@@ -241,12 +262,12 @@ class TokenShard:
         """The JSON sidecar; a missing sidecar means the write never finished."""
         if self._meta is None:
             side = sidecar_path(self.path)
-            if not side.is_file():
+            if not storage.exists(side):
                 raise ShardFormatError(
-                    f"{side}: sidecar missing: {self.path.name} was never completed; "
+                    f"{side}: sidecar missing: {storage.basename(self.path)} was never completed; "
                     "re-run the tokenize step for its curated shard"
                 )
-            self._meta = json.loads(side.read_text(encoding="utf-8"))
+            self._meta = storage.read_json(side)
         return self._meta
 
     def document(self, i: int, with_eot: bool = False) -> np.ndarray:
@@ -263,7 +284,7 @@ class TokenShard:
     def verify(self) -> None:
         """Full check: sha256 against the sidecar, and an end-of-text token closing each document."""
         meta = self.metadata
-        sha = file_sha256(self.path)
+        sha = storage.sha256_of(self.path)
         if sha != meta.get("sha256"):
             raise ShardFormatError(
                 f"{self.path}: sha256 {sha[:16]}... differs from its sidecar's "
@@ -275,10 +296,11 @@ class TokenShard:
 
 
 class TokenStream:
-    """The token shards of one source read as one stream, in the order given."""
+    """Token arrays read as one stream, in the order given: gristmill shards (paths) or any
+    objects with `n_tokens` and a sliceable `tokens` (the Megatron parts of pipeline/megatron.py)."""
 
-    def __init__(self, paths: list[str | Path]) -> None:
-        self.shards = [TokenShard(p) for p in paths]
+    def __init__(self, parts: list[Any]) -> None:
+        self.shards = [p if hasattr(p, "tokens") else TokenShard(p) for p in parts]
         self.starts = np.cumsum([0] + [s.n_tokens for s in self.shards]).astype(np.int64)
 
     def __len__(self) -> int:
@@ -301,37 +323,58 @@ class TokenStream:
         return out
 
 
-def write_blend(tokens_dir: str | Path, source_index: np.ndarray, sample_index: np.ndarray) -> dict[str, str]:
-    """Write the blended index pair; returns {file: sha256}."""
-    blend = Path(tokens_dir) / BLEND_DIR
-    return {
-        f"{BLEND_DIR}/{SOURCE_INDEX_FILE}": atomic_save_npy(blend / SOURCE_INDEX_FILE, source_index),
-        f"{BLEND_DIR}/{SAMPLE_INDEX_FILE}": atomic_save_npy(blend / SAMPLE_INDEX_FILE, sample_index),
-    }
+def write_blend(
+    tokens_dir: str | Path, chunks: Iterable[tuple[np.ndarray, np.ndarray]], n_samples: int,
+    source_dtype: np.dtype, sample_dtype: np.dtype,
+) -> dict[str, str]:
+    """Write the blended index pair from (source_index, sample_index) chunks, streamed: the
+    .npy headers first (the length is known), then each chunk, so memory holds one chunk.
+    The bytes equal `np.save` of the whole arrays. Returns {file: sha256}."""
+    blend = storage.join(storage.normalize(str(tokens_dir)), BLEND_DIR)
+    names = (SOURCE_INDEX_FILE, SAMPLE_INDEX_FILE)
+    dtypes = (np.dtype(source_dtype), np.dtype(sample_dtype))
+    written = 0
+    with storage.atomic_writer(storage.join(blend, names[0])) as f_src, \
+            storage.atomic_writer(storage.join(blend, names[1])) as f_smp:
+        for f, dtype in ((f_src, dtypes[0]), (f_smp, dtypes[1])):
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                      "shape": (n_samples,)}
+            np.lib.format.write_array_header_1_0(f, header)
+        for src, smp in chunks:
+            if len(src) != len(smp):
+                raise ValueError(f"{blend}: a chunk of {len(src)} sources but {len(smp)} samples")
+            f_src.write(memoryview(np.ascontiguousarray(src, dtypes[0])).cast("B"))
+            f_smp.write(memoryview(np.ascontiguousarray(smp, dtypes[1])).cast("B"))
+            written += len(src)
+        if written != n_samples:  # raised inside the writers: neither file appears
+            raise ValueError(f"{blend}: {written} samples written, {n_samples} announced")
+    return {f"{BLEND_DIR}/{names[0]}": f_src.result.sha256, f"{BLEND_DIR}/{names[1]}": f_smp.result.sha256}
 
 
 class BlendedSamples:
-    """The blended training samples under `tokens_dir`, for the trainer.
+    """The blended training samples under `tokens_dir` (a local path or a URL), for the trainer.
 
     `samples[i]` is an int64 array of seq_len + 1 tokens (inputs = [:-1], targets = [1:]),
-    taken from the source and window the blended index names for sample i.
+    taken from the source and window the blended index names for sample i. The index files
+    are memory-mapped (remote ones copied locally first, as remote shards are).
     """
 
     def __init__(self, tokens_dir: str | Path) -> None:
-        self.root = Path(tokens_dir)
-        meta_path = self.root / METADATA_FILE
-        if not meta_path.is_file():
+        self.root = storage.normalize(str(tokens_dir))
+        meta_path = storage.join(self.root, METADATA_FILE)
+        if not storage.exists(meta_path):
             raise ShardFormatError(f"{meta_path}: missing; run the tokenize step (build_mixture) first")
-        self.metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.metadata = storage.read_json(meta_path)
         blend = self.metadata["blend"]
         self.seq_len = int(blend["seq_len"])
         self.sources = [s["name"] for s in blend["sources"]]
-        self.streams = [TokenStream([self.root / p for p in s["shards"]]) for s in blend["sources"]]
-        self.source_index = np.load(self.root / BLEND_DIR / SOURCE_INDEX_FILE, mmap_mode="r")
-        self.sample_index = np.load(self.root / BLEND_DIR / SAMPLE_INDEX_FILE, mmap_mode="r")
+        self.streams = [TokenStream([storage.join(self.root, p) for p in s["shards"]]) for s in blend["sources"]]
+        index = [storage.join(self.root, BLEND_DIR, f) for f in (SOURCE_INDEX_FILE, SAMPLE_INDEX_FILE)]
+        self.source_index = np.load(local_copy(index[0]), mmap_mode="r")
+        self.sample_index = np.load(local_copy(index[1]), mmap_mode="r")
         if len(self.source_index) != len(self.sample_index):
             raise ShardFormatError(
-                f"{self.root / BLEND_DIR}: {len(self.source_index)} source entries but "
+                f"{self.root}/{BLEND_DIR}: {len(self.source_index)} source entries but "
                 f"{len(self.sample_index)} sample entries; re-run build_mixture"
             )
 
@@ -339,7 +382,7 @@ class BlendedSamples:
         return len(self.source_index)
 
     def __getstate__(self) -> dict[str, str]:
-        return {"root": str(self.root)}
+        return {"root": self.root}
 
     def __setstate__(self, state: dict[str, str]) -> None:
         self.__init__(state["root"])

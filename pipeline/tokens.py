@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import shards
+from pipeline import megatron, shards, storage
 
 _RULE_KEYS = {"name", "collection", "language", "url", "min_quality", "max_quality"}
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -229,12 +229,10 @@ def _spec_from_json(name: str, text: str, eot_token: str) -> TokenizerSpec:
 
 def _training_sample(curated_paths: list[str], budget: int, seed: int) -> list[str]:
     """About `budget` bytes of text, an equal share from every curated shard, docs drawn by seed."""
-    import pyarrow.parquet as pq
-
     texts: list[str] = []
     share = budget // max(1, len(curated_paths))
     for i, path in enumerate(sorted(curated_paths)):
-        column = pq.read_table(path, columns=["text"]).column("text").to_pylist()
+        column = storage.read_parquet(path, columns=["text"]).column("text").to_pylist()
         order = np.random.default_rng([seed, i]).permutation(len(column))
         taken = 0
         for j in order:
@@ -277,23 +275,24 @@ def prepare_tokenizer(
         if not any(sample):
             raise ValueError("tokenizer 'train': the curated shards hold no text to train on")
         text = train_tokenizer(sample, config.vocab_size)
-        path = Path(out_dir) / "tokenizer.json"
-        shards.atomic_write_bytes(path, [text.encode("utf-8")])
+        storage.write_text(storage.join(out_dir, "tokenizer.json"), text)
         return _spec_from_json(f"train:bpe{config.vocab_size}", text, GPT2_EOT)
-    path = Path(config.tokenizer)
-    if not path.is_file():
+    path = config.tokenizer  # a local path or a URL: read here, shipped to workers in the spec
+    if not storage.exists(path) or storage.isdir(path):
         raise ValueError(f"tokenizer: {path} not found; give a tokenizer.json, 'gpt2' or 'train'")
-    return _spec_from_json(str(path), path.read_text(encoding="utf-8"), config.eot_token)
+    return _spec_from_json(path, storage.read_text(path), config.eot_token)
 
 
 # -------------------------------------------------------------------------------- tokenize
 
 @dataclass
 class TokenizeShardResult:
-    """What one `tokenize_shard` task returns: a row per document and per token shard written."""
+    """What one `tokenize_shard` task returns: a row per document, a row per file written (token
+    shards, Megatron parts) and the documents it saw per collection (to name empty ones)."""
 
     documents: list[dict[str, Any]]
     shards: list[dict[str, Any]]
+    collections: dict[str, int] = field(default_factory=dict)
 
 
 def encode_documents(
@@ -313,6 +312,12 @@ def encode_documents(
 _READ_COLUMNS = ("doc_id", "text", "url", "language", "collection", "quality_score", "source")
 
 
+def _relative(url: str, root: str) -> str:
+    """`url` relative to the output root when below it (outputs move), else as given."""
+    prefix = root.rstrip("/") + "/"
+    return url[len(prefix):] if url.startswith(prefix) else url
+
+
 def tokenize_shard(
     curated_path: str,
     out_dir: str,
@@ -320,27 +325,29 @@ def tokenize_shard(
     tokenizer_spec: TokenizerSpec,
     config_hash: str | None = None,
 ) -> TokenizeShardResult:
-    """Tokenize one curated parquet shard into `out_dir/<source>/<shard_id>.bin` (+ .json).
+    """Tokenize one curated parquet shard into `out_dir/<source>/<shard_id>.bin` (+ .json) and,
+    when config.megatron, its Megatron part `out_dir/megatron/<source>/<shard_id>_text_document`.
 
-    Documents keep their curated order within each source. Returns one row per document
-    (doc_id, source, n_tokens without the end-of-text token, token_shard, token_doc) and one
-    row per token shard written (path relative to out_dir, source, docs, tokens, dtype,
-    sha256, tokenizer, tokenizer_sha256, curated_shard).
+    `curated_path` and `out_dir` are local paths or URLs. Documents keep their curated order
+    within each source. Returns one row per document (doc_id, source, n_tokens without the
+    end-of-text token, token_shard, token_doc) and one row per file written (path relative to
+    out_dir, kind, source, docs, tokens, dtype, sha256, tokenizer, tokenizer_sha256, curated_shard).
     """
-    import pyarrow.parquet as pq
-
     tok = tokenizer_spec.load()
     dtype = shards.token_dtype(tokenizer_spec.vocab_size)
-    shard_id = Path(curated_path).name.removesuffix(".parquet")
-    pf = pq.ParquetFile(curated_path)
+    curated_path, out_dir = storage.normalize(str(curated_path)), storage.normalize(str(out_dir))
+    shard_id = storage.basename(curated_path).removesuffix(".parquet")
+    pf = storage.parquet_file(curated_path)
     columns = [c for c in _READ_COLUMNS if c in pf.schema_arrow.names]
     if "text" not in columns or "doc_id" not in columns:
         raise ValueError(f"{curated_path}: curated shard needs 'doc_id' and 'text' columns, has {columns}")
     per_source: dict[str, dict[str, list]] = {}
+    collections: dict[str, int] = {}
     for batch in pf.iter_batches(batch_size=config.batch_docs, columns=columns):
         rows = batch.to_pylist()
         groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
+            collections[str(row.get("collection"))] = collections.get(str(row.get("collection")), 0) + 1
             # finalize already wrote `source` with assign_source; recompute only when absent.
             groups.setdefault(row.get("source") or assign_source(row, config), []).append(row)
         for source, group in groups.items():
@@ -354,9 +361,9 @@ def tokenize_shard(
     written: list[dict[str, Any]] = []
     chash = config_hash or config.hash
     # Relative to the output root (DIR/curated/x.parquet -> curated/x.parquet): outputs move.
-    root = Path(out_dir).resolve().parent
-    curated = Path(curated_path).resolve()
-    curated_rel = curated.relative_to(root).as_posix() if curated.is_relative_to(root) else str(curated)
+    curated_rel = _relative(curated_path, storage.parent(out_dir))
+    common = {"dtype": dtype.name, "tokenizer": tokenizer_spec.name,
+              "tokenizer_sha256": tokenizer_spec.sha256, "curated_shard": curated_rel}
     for source in sorted(per_source):
         acc = per_source[source]
         tokens = np.concatenate(acc["tokens"])
@@ -364,20 +371,26 @@ def tokenize_shard(
         offsets = np.concatenate([[0], np.cumsum(lengths + 1)])
         rel = f"{source}/{shard_id}.bin"
         info = shards.write_shard(
-            Path(out_dir) / rel, tokens, offsets, eot_id=tokenizer_spec.eot_id,
+            storage.join(out_dir, rel), tokens, offsets, eot_id=tokenizer_spec.eot_id,
             vocab_size=tokenizer_spec.vocab_size,
             metadata={"source": source, "tokenizer": tokenizer_spec.describe(), "config_hash": chash,
                       "curated_shard": curated_rel, "doc_ids": acc["doc_ids"]},
         )
-        written.append({
-            "path": rel, "source": source, "docs": info.n_docs, "tokens": info.n_tokens,
-            "dtype": info.dtype, "sha256": info.sha256, "tokenizer": tokenizer_spec.name,
-            "tokenizer_sha256": tokenizer_spec.sha256, "curated_shard": curated_rel,
-        })
-        for i, (doc_id, n) in enumerate(zip(acc["doc_ids"], lengths.tolist())):
+        written.append({**common, "path": rel, "kind": "token_shard", "source": source, "docs": info.n_docs,
+                        "tokens": info.n_tokens, "sha256": info.sha256})
+        if config.megatron:
+            # This task's own Megatron part, from the tokens in hand: no later pass copies them.
+            prefix = megatron.part_prefix(source, shard_id)
+            out = megatron.write_part(storage.join(out_dir, prefix), tokens, lengths + 1,
+                                      tokenizer_spec.vocab_size)
+            for kind, key in (("megatron_bin", "bin"), ("megatron_idx", "idx")):
+                written.append({**common, "path": f"{prefix}.{key}", "kind": kind, "source": source,
+                                "docs": out["docs"], "tokens": out["tokens"], "sha256": out[f"{key}_sha256"],
+                                "dtype": "uint16" if out["dtype_code"] == 8 else "int32"})
+        for i, (doc_id, n) in enumerate(zip(acc["doc_ids"], lengths.tolist(), strict=True)):
             documents.append({"doc_id": doc_id, "source": source, "n_tokens": n,
                               "token_shard": rel, "token_doc": i})
-    return TokenizeShardResult(documents=documents, shards=written)
+    return TokenizeShardResult(documents=documents, shards=written, collections=collections)
 
 
 # ------------------------------------------------------------------- pipeline/main.py wiring
@@ -392,35 +405,51 @@ class _Task:
     config_hash: str
 
 
+_NTOKENS_SCHEMA_FIELDS = (("doc_id", "string"), ("source", "string"), ("n_tokens", "int64"))
+
+
 def _run_task(task: _Task) -> TokenizeShardResult:
     import pyarrow as pa
 
-    from pipeline.manifest import write_parquet
-
     result = tokenize_shard(task.curated, task.out_dir, task.config, task.spec, task.config_hash)
-    schema = pa.schema([("doc_id", pa.string()), ("source", pa.string()), ("n_tokens", pa.int64())])
-    write_parquet(task.ntokens, pa.Table.from_pylist(
+    schema = pa.schema([(n, getattr(pa, t)()) for n, t in _NTOKENS_SCHEMA_FIELDS])
+    storage.write_parquet(task.ntokens, pa.Table.from_pylist(
         [{k: d[k] for k in schema.names} for d in result.documents], schema=schema))
-    # The per-document rows are on disk now; only the shard rows go back to the driver, so what
+    # The per-document rows are stored now; only the file rows go back to the driver, so what
     # the driver receives grows with the number of token files, not of documents.
-    return TokenizeShardResult(documents=[], shards=result.shards)
+    return TokenizeShardResult(documents=[], shards=result.shards, collections=result.collections)
 
 
 def run_tokenize(executor: Any, plan: Any, shard_paths: list[Any]) -> Any:
-    """Tokenize every curated shard (one task each), blend, and write manifests/shards.parquet
-    and manifests/mixture.parquet. Returns the MixtureResult."""
-    from pipeline.manifest import write_parquet
-    from pipeline.mixture import build_mixture
+    """Tokenize every curated shard (one task each, each writing its token shards and Megatron
+    parts), blend, and write manifests/shards.parquet and manifests/mixture.parquet.
+
+    `plan.root` is the output (a local path or a URL); `sp.curated` and `sp.work("ntokens")`
+    are URLs or paths. Returns the MixtureResult: `.empty` is True when no curated shard held a
+    document, `.empty_collections` names input collections that reached no token (the caller
+    warns once). A declared mix source that got nothing raises `MixtureSourceEmpty` (a
+    `MixtureError`) after both manifests are written.
+    """
+    from pipeline.mixture import MixtureError, build_mixture
 
     config: TokenizeConfig = plan.config["tokenize"]
-    out_dir = str(Path(plan.root) / "tokens")
-    todo = [sp for sp in shard_paths if sp.curated.exists()]
-    spec = prepare_tokenizer(config, out_dir, [str(sp.curated) for sp in todo])
+    root = storage.normalize(str(plan.root))
+    out_dir = storage.join(root, "tokens")
+    todo = [sp for sp in shard_paths if storage.exists(str(sp.curated))]
+    spec = prepare_tokenizer(config, out_dir, [str(sp.curated) for sp in todo]) if todo or \
+        config.tokenizer != "train" else None
     tasks = [_Task(str(sp.curated), out_dir, str(sp.work("ntokens")), config, spec, plan.config.hash)
              for sp in todo]
-    results = executor.map(_run_task, tasks, "tokenize", [sp.shard_id for sp in todo])
-    mix = build_mixture(out_dir, results, config, spec, config_hash=plan.config.hash)
-    manifests = Path(plan.root) / "manifests"
-    write_parquet(manifests / "shards.parquet", mix.shards)
-    write_parquet(manifests / "mixture.parquet", mix.mixture)
+    results = executor.map(_run_task, tasks, "tokenize", [sp.shard_id for sp in todo]) if tasks else []
+    inputs = sorted({str(f.collection) for f in getattr(plan, "inputs", None) or [] if hasattr(f, "collection")})
+    manifests = storage.join(root, "manifests")
+    try:
+        mix = build_mixture(out_dir, results, config, spec, config_hash=plan.config.hash, collections=inputs)
+    except MixtureError as exc:
+        if exc.result is not None:  # the manifests say what there was, then the caller exits 2
+            storage.write_parquet(storage.join(manifests, "shards.parquet"), exc.result.shards)
+            storage.write_parquet(storage.join(manifests, "mixture.parquet"), exc.result.mixture)
+        raise
+    storage.write_parquet(storage.join(manifests, "shards.parquet"), mix.shards)
+    storage.write_parquet(storage.join(manifests, "mixture.parquet"), mix.mixture)
     return mix

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline import shards
+from pipeline import shards, storage
 from pipeline.shards import ShardFormatError, TokenShard, TokenStream, write_shard
 
 EOT = 50256
@@ -43,7 +44,7 @@ def test_round_trip_tokens_boundaries_metadata(tmp_path):
     assert shard.document(1).size == 0 and shard.document(1, with_eot=True).tolist() == [EOT]
     meta = shard.metadata
     assert meta["source"] == "web" and meta["doc_ids"] == ["d0", "d1", "d2", "d3"]
-    assert meta["sha256"] == info.sha256 == shards.file_sha256(path)
+    assert meta["sha256"] == info.sha256 == storage.sha256_of(str(path))
     assert (meta["n_tokens"], meta["eot_id"], meta["version"]) == (len(tokens), EOT, shards.VERSION)
     shard.verify()
     with pytest.raises(IndexError, match="holds 4"):
@@ -125,7 +126,7 @@ def test_missing_sidecar_and_changed_bytes_are_caught(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ShardFormatError, match="differs from its sidecar"):
         TokenShard(path).verify()
-    shards.sidecar_path(path).unlink()
+    Path(shards.sidecar_path(path)).unlink()
     with pytest.raises(ShardFormatError, match="sidecar missing.*never completed"):
         _ = TokenShard(path).metadata
 
@@ -139,12 +140,12 @@ def test_killed_writer_leaves_no_shard_and_keeps_the_old_one(tmp_path):
         raise KeyboardInterrupt("worker killed")
 
     with pytest.raises(KeyboardInterrupt):
-        shards.atomic_write_bytes(path, dying_chunks())
+        storage.write_bytes(str(path), dying_chunks())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.bin", "s.json"]  # no .tmp left behind
     np.testing.assert_array_equal(TokenShard(path).tokens, tokens)  # the complete old shard survives
-    assert shards.file_sha256(path) == info.sha256
+    assert storage.sha256_of(str(path)) == info.sha256
     with pytest.raises(KeyboardInterrupt):
-        shards.atomic_write_bytes(tmp_path / "new.bin", dying_chunks())
+        storage.write_bytes(str(tmp_path / "new.bin"), dying_chunks())
     assert not (tmp_path / "new.bin").exists()
 
 

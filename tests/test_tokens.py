@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import shards
-from pipeline.mixture import blend_order, build_mixture
+from pipeline import megatron, storage
+from pipeline.mixture import MixtureSourceEmpty, blend_order, build_mixture
 from pipeline.shards import BlendedSamples, TokenShard
 from pipeline.tokens import (
     TokenizeConfig,
@@ -123,7 +123,7 @@ def test_round_trip_counts_and_hashes(tmp_path, texts):
     assert {r["path"] for r in token_rows} == {"tokens/zh/a.bin", "tokens/web/b.bin", "tokens/web/c.bin"}
     for r in table:
         path = tmp_path / r["path"]
-        assert shards.file_sha256(path) == r["sha256"], r["path"]
+        assert storage.sha256_of(str(path)) == r["sha256"], r["path"]
         if r["kind"] == "token_shard":
             shard = TokenShard(path)
             shard.verify()
@@ -159,22 +159,34 @@ def _megatron_read(prefix: Path) -> tuple[np.dtype, list[np.ndarray]]:
     return dtype, [np.concatenate(seqs[a:b]) for a, b in zip(doc_index[:-1], doc_index[1:])]
 
 
-def test_megatron_export_reads_back(tmp_path, texts):
+def test_megatron_parts_read_back_and_data_args_weigh_them(tmp_path, texts):
+    """Each task's own part, read by an independent reader, holds exactly its documents; the
+    data args list every part once, weights summing per source to the source's share."""
     paths, spec, results, mix = _run(tmp_path, texts, TokenizeConfig(seq_len=64))
     texts_by_id = {}
     for p in paths:
         t = pq.read_table(p)
         texts_by_id.update(zip(t["doc_id"].to_pylist(), t["text"].to_pylist()))
-    for source in ("web", "zh"):
-        dtype, docs = _megatron_read(tmp_path / "tokens" / "megatron" / f"{source}_text_document")
+    parts = {("zh", "a"), ("web", "b"), ("web", "c")}
+    for source, shard in parts:
+        dtype, docs = _megatron_read(tmp_path / "tokens/megatron" / source / f"{shard}_text_document")
         assert dtype == np.uint16
-        shard_docs = [d for r in results for d in r.documents if d["source"] == source]
-        shard_docs.sort(key=lambda d: d["token_shard"])  # the export follows shard path order
-        assert len(docs) == len(shard_docs)
-        for seq, d in zip(docs, shard_docs):
+        shard_docs = [d for r in results for d in r.documents if d["token_shard"] == f"{source}/{shard}.bin"]
+        assert len(docs) == len(shard_docs) > 0
+        for seq, d in zip(docs, shard_docs, strict=True):
             assert seq[-1] == spec.eot_id and len(seq) == d["n_tokens"] + 1
             assert _decode(spec, seq[:-1]) == texts_by_id[d["doc_id"]]
-    assert mix.metadata["megatron"]["data_path"].split()[1] == "tokens/megatron/web_text_document"
+    text = (tmp_path / "tokens/megatron/data_args.txt").read_text()
+    pairs = megatron.parse_data_args(text)
+    assert sorted(p for _, p in pairs) == sorted(f"tokens/megatron/{s}/{h}_text_document" for s, h in parts)
+    rows = {r["source"]: r for r in mix.mixture.to_pylist()}
+    token_rows = {r["path"]: r["tokens"] for r in mix.shards.to_pylist() if r["kind"] == "token_shard"}
+    for w, prefix in pairs:
+        source, shard = prefix.split("/")[-2], prefix.split("/")[-1].removesuffix("_text_document")
+        share = token_rows[f"tokens/{source}/{shard}.bin"] / rows[source]["tokens_available"]
+        assert w == pytest.approx(rows[source]["normalised_weight"] * share, rel=1e-9)
+    assert sum(w for w, _ in pairs) == pytest.approx(1.0)
+    assert mix.metadata["megatron"]["parts"] == 3 and "data_args.txt" in (tmp_path / "tokens/README.md").read_text()
 
 
 def test_source_rules_first_match_wins():
@@ -283,7 +295,7 @@ def test_mix_with_budget_repeats_subsamples_caps_and_is_deterministic(tmp_path, 
     # Same seed -> same bytes; another seed -> another window order.
     _run(tmp_path / "b", texts, config)
     for rel in ("blend/source_index.npy", "blend/sample_index.npy", "web/b.bin", "web/b.json",
-                "megatron/zh_text_document.idx", "metadata.json"):
+                "megatron/zh/a_text_document.idx", "megatron/data_args.txt", "metadata.json"):
         assert (tmp_path / "a/tokens" / rel).read_bytes() == (tmp_path / "b/tokens" / rel).read_bytes(), rel
     _run(tmp_path / "c", texts, TokenizeConfig(**{**config.__dict__, "seed": 99}))
     assert (tmp_path / "a/tokens/blend/sample_index.npy").read_bytes() != \
@@ -318,11 +330,21 @@ def test_too_little_text_gives_shards_and_an_empty_blend(tmp_path):
         build_mixture(str(tmp_path / "tokens"), [result], strict, spec)
 
 
-def test_declared_source_without_documents_is_an_error(tmp_path, texts):
-    config = TokenizeConfig(mix="gpt3")
-    expected = r"declares source\(s\) \['Books1'.*sources with documents: \['web', 'zh'\]"
-    with pytest.raises(ValueError, match=expected):
+def test_declared_source_without_documents_raises_one_line_naming_it(tmp_path, texts):
+    config = TokenizeConfig(mix="gpt3", sources=[{"name": "Books1", "collection": "books"},
+                                                 {"name": "Wikipedia", "url": "wikipedia\\.org/"}])
+    with pytest.raises(MixtureSourceEmpty) as info:
         _run(tmp_path, texts, config)
+    exc = info.value
+    message = str(exc)
+    assert "\n" not in message and exc.source == "Books1"
+    assert "declared source 'Books1' received no document" in message
+    assert "'books' (rule 0)" in message and "'Books1' (no rule matching, by collection name)" in message
+    assert set(exc.also_empty) == {"Books2", "CommonCrawl", "WebText2", "Wikipedia"}
+    # The manifests' tables come with it: every declared source has its row, with 0 samples.
+    rows = {r["source"]: r for r in exc.result.mixture.to_pylist()}
+    assert {"Books1", "Wikipedia", "web", "zh"} <= set(rows) and rows["Books1"]["tokens_available"] == 0
+    assert all(r["samples"] == 0 for r in rows.values()) and exc.result.shards.num_rows == 9
 
 
 def test_trained_and_json_tokenizers(tmp_path, texts):
@@ -355,8 +377,8 @@ def test_run_tokenize_wires_manifests(tmp_path, texts):
     tcfg = TokenizeConfig(seq_len=64)
     config = type("Config", (), {"hash": "cafe", "__getitem__": lambda self, key: {"tokenize": tcfg}[key]})()
     plan = SimpleNamespace(root=str(tmp_path), config=config)
-    sps = [SimpleNamespace(shard_id=p.stem, curated=p,
-                           work=lambda kind, s=p.stem: tmp_path / "_work" / kind / f"{s}.parquet")
+    sps = [SimpleNamespace(shard_id=p.stem, curated=str(p),  # URLs (strings), as the lead passes them
+                           work=lambda kind, s=p.stem: str(tmp_path / "_work" / kind / f"{s}.parquet"))
            for p in paths]
     executor = SimpleNamespace(
         map=lambda fn, items, label, names: [fn(pickle.loads(pickle.dumps(i))) for i in items])
@@ -365,6 +387,6 @@ def test_run_tokenize_wires_manifests(tmp_path, texts):
     assert len(ntok) == 20 and {r["source"] for r in ntok} == {"web"} and all(r["n_tokens"] > 0 for r in ntok)
     assert pq.read_table(tmp_path / "manifests/mixture.parquet").equals(mix.mixture)
     kinds = pq.read_table(tmp_path / "manifests/shards.parquet").column("kind").to_pylist()
-    assert sorted(kinds) == ["megatron_bin"] * 2 + ["megatron_idx"] * 2 + ["token_shard"] * 3
+    assert sorted(kinds) == ["megatron_bin"] * 3 + ["megatron_idx"] * 3 + ["token_shard"] * 3  # a part per task
     assert TokenShard(tmp_path / "tokens/zh/a.bin").metadata["config_hash"] == "cafe"
     assert (tmp_path / "tokens/README.md").read_text().count("megatron/") >= 1
