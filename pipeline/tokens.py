@@ -436,8 +436,10 @@ def run_tokenize(executor: Any, plan: Any, shard_paths: list[Any]) -> Any:
     root = storage.normalize(str(plan.root))
     out_dir = storage.join(root, "tokens")
     todo = [sp for sp in shard_paths if storage.exists(str(sp.curated))]
-    spec = prepare_tokenizer(config, out_dir, [str(sp.curated) for sp in todo]) if todo or \
-        config.tokenizer != "train" else None
+    if config.tokenizer == "train":  # nothing to train on is an empty run, not an error
+        todo = [sp for sp in todo if storage.parquet_file(str(sp.curated)).metadata.num_rows]
+    spec = prepare_tokenizer(config, out_dir, [str(sp.curated) for sp in todo]) \
+        if todo or config.tokenizer != "train" else None
     tasks = [_Task(str(sp.curated), out_dir, str(sp.work("ntokens")), config, spec, plan.config.hash)
              for sp in todo]
     results = executor.map(_run_task, tasks, "tokenize", [sp.shard_id for sp in todo]) if tasks else []

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import megatron, storage
-from pipeline.mixture import MixtureSourceEmpty, blend_order, build_mixture
+from pipeline.mixture import MixtureSourceEmpty, blend_order, build_mixture, load_mix
 from pipeline.shards import BlendedSamples, TokenShard
 from pipeline.tokens import (
     TokenizeConfig,
@@ -390,3 +390,48 @@ def test_run_tokenize_wires_manifests(tmp_path, texts):
     assert sorted(kinds) == ["megatron_bin"] * 3 + ["megatron_idx"] * 3 + ["token_shard"] * 3  # a part per task
     assert TokenShard(tmp_path / "tokens/zh/a.bin").metadata["config_hash"] == "cafe"
     assert (tmp_path / "tokens/README.md").read_text().count("megatron/") >= 1
+
+
+def _wiring(tmp_path, paths, tcfg, collections):
+    config = type("Config", (), {"hash": "cafe", "__getitem__": lambda self, key: {"tokenize": tcfg}[key]})()
+    plan = SimpleNamespace(root=str(tmp_path), config=config,
+                           inputs=[SimpleNamespace(collection=c) for c in collections])
+    sps = [SimpleNamespace(shard_id=Path(p).stem, curated=str(p),
+                           work=lambda kind, s=Path(p).stem: str(tmp_path / "_work" / kind / f"{s}.parquet"))
+           for p in paths]
+    executor = SimpleNamespace(map=lambda fn, items, label, names: [fn(i) for i in items])
+    return executor, plan, sps
+
+
+@pytest.mark.parametrize("tokenizer", ["gpt2", "train"])
+def test_nothing_curated_is_an_empty_result_with_manifests(tmp_path, tokenizer):
+    """Issue 11 item 5: no document anywhere (one shard empty, one never written) finishes, even
+    with a declared mix: `.empty`, the collections that got nothing, every manifest written."""
+    empty = _curated(tmp_path / "curated" / "a.parquet", [], "cc")
+    tcfg = TokenizeConfig(tokenizer=tokenizer, mix="gpt3")
+    mix = run_tokenize(*_wiring(tmp_path, [empty, tmp_path / "curated" / "gone.parquet"], tcfg, ["cc", "books"]))
+    assert mix.empty and mix.empty_collections == ["books", "cc"]
+    assert any("token output is empty and mix 'gpt3' gets nothing" in w for w in mix.warnings)
+    assert pq.read_table(tmp_path / "manifests/shards.parquet").num_rows == 0
+    rows = pq.read_table(tmp_path / "manifests/mixture.parquet").to_pylist()
+    assert sorted(r["source"] for r in rows) == sorted(load_mix("gpt3").weights)
+    assert all(r["samples"] == 0 and r["realised_share"] == 0.0 for r in rows)
+    assert len(BlendedSamples(tmp_path / "tokens")) == 0 and mix.metadata["empty"] is True
+    assert not (tmp_path / "tokens/megatron/data_args.txt").exists()
+    assert "No curated document" in (tmp_path / "tokens/README.md").read_text()
+
+
+def test_a_collection_with_nothing_is_named_not_fatal(tmp_path, texts):
+    paths = _corpus(tmp_path, texts)
+    mix = run_tokenize(*_wiring(tmp_path, paths, TokenizeConfig(seq_len=64), ["web", "zh", "books"]))
+    assert not mix.empty and mix.empty_collections == ["books"]
+    assert mix.mixture.num_rows == 2 and len(BlendedSamples(tmp_path / "tokens")) > 0
+
+
+def test_declared_source_empty_writes_manifests_then_raises(tmp_path, texts):
+    paths = _corpus(tmp_path, texts)
+    with pytest.raises(MixtureSourceEmpty, match="^mix 'gpt3': declared source 'Books1'"):
+        run_tokenize(*_wiring(tmp_path, paths, TokenizeConfig(mix="gpt3"), ["web", "zh"]))
+    rows = {r["source"]: r for r in pq.read_table(tmp_path / "manifests/mixture.parquet").to_pylist()}
+    assert rows["web"]["tokens_available"] > 0 and rows["Books1"]["tokens_available"] == 0
+    assert pq.read_table(tmp_path / "manifests/shards.parquet").num_rows == 9
