@@ -42,6 +42,20 @@ FOUND = [  # (text, type, the value that must be gone)
     ("Mastercard 5500-0000-0000-0004", "credit_card", "5500-0000-0000-0004"),
     ("Amex 378282246310005.", "credit_card", "378282246310005"),
     ("UnionPay 6212345678901232 卡号", "credit_card", "6212345678901232"),
+    # Networks and lengths the first issuer table missed (issue 14): Maestro 12, JCB 15, 35xx, Mir,
+    # RuPay, Troy, Elo, Verve, Hipercard, UnionPay 19; all Luhn-valid.
+    ("Maestro 5018 2173 6490 paid", "credit_card", "5018 2173 6490"),
+    ("JCB 180037462958178 ok", "credit_card", "180037462958178"),
+    ("JCB 213182647391522 ok", "credit_card", "213182647391522"),
+    ("card 3500 7182 9463 5103 declined", "credit_card", "3500 7182 9463 5103"),
+    ("Mir 2200-3817-4926-3503 оплата", "credit_card", "2200-3817-4926-3503"),
+    ("RuPay 6080 7261 5493 8278", "credit_card", "6080 7261 5493 8278"),
+    ("Troy 9792 3184 6572 0190 kart", "credit_card", "9792 3184 6572 0190"),
+    ("Elo 5090 4726 1839 2055 cartão", "credit_card", "5090 4726 1839 2055"),
+    ("Verve 5061 1294 7385 6120 748", "credit_card", "5061 1294 7385 6120 748"),
+    ("Hipercard 6062827491635288", "credit_card", "6062827491635288"),
+    ("银联卡号 6214837261594027383 谢谢", "credit_card", "6214837261594027383"),
+    ("Maestro card no. 6759382617495820478 on file", "credit_card", "6759382617495820478"),
     ("IBAN: DE89 3704 0044 0532 0130 00, BIC", "iban", "3704 0044 0532"),
     ("pay to GB82 WEST 1234 5698 7654 32 and thanks", "iban", "WEST 1234"),
     ("compact gb29nwbk60161331926819 lower case", "iban", "nwbk60161331926819"),
@@ -80,6 +94,12 @@ SURVIVE = [  # not PII: scrub() must return them unchanged with every count 0
     "https://www.facebook.com/parcoabruzzo/posts/2395361813834269",
     "https://blog.csdn.net/weixin_44329069/article/details/143760411 闽公网安备 35020302032707号",
     "table 120 125 130 135 140 145 148 151 154 157 161 164 and 413 228 297",
+    # Luhn-valid by chance, with a card prefix: the words before them say what they are.
+    "Your order 4000000000000002 is confirmed. Bestellnummer: 5100000000000008",
+    "Tracking number: 4000000000000002, Sendungsnummer 6011000000000004",
+    "IMEI: 356938035643809, EAN 4006381333931, ISBN 9783161484100, SKU 6200000000000005",
+    "created 1720646085123 by cron, ts=1720646085123456, 20240710223445",
+    "Seiten 435-436 314, 8.30 - 18.00 Uhr, 4.000 150-jährige, 394.000 pro Tag, Jungle World 35/2023",
 ]
 
 
