@@ -165,3 +165,57 @@ class MegatronPart:
 
     def __setstate__(self, state: dict[str, str]) -> None:
         self.__init__(state["prefix"])
+
+
+class DataArgsBlend:
+    """A blend read from a data args list (`w1 p1 w2 p2 ...`), shaped like `BlendedSamples` so
+    tokenize/train.py trains on it the same way.
+
+    Parts are grouped into sources by `source_of_prefix` (the folder holding the part); a
+    source's stream is its parts in list order, its weight the sum of theirs (normalised). Like
+    the tokenize step's default blend, it is the largest blend in which no source repeats:
+    samples of seq_len + 1 tokens, source s gets weight_s x N of its windows in a seeded order,
+    interleaved by Megatron's greedy (pipeline/blend.py). Relative prefixes are resolved against
+    `base` (the folder Megatron would run from: the pipeline's output folder).
+    """
+
+    def __init__(self, data_args: str, base: str, seq_len: int, seed: int = 1234,
+                 vocab_size: int | None = None) -> None:
+        from pipeline.blend import blend_chunks, index_dtypes
+        from pipeline.mixture import plan_samples
+        from pipeline.shards import TokenStream
+
+        self.seq_len = seq_len
+        pairs = parse_data_args(storage.read_text(data_args))
+        grouped: dict[str, list[tuple[float, MegatronPart]]] = {}
+        for w, prefix in pairs:
+            url = prefix if "://" in prefix or prefix.startswith("/") else storage.join(base, prefix)
+            grouped.setdefault(source_of_prefix(prefix), []).append((w, MegatronPart(url)))
+        self.sources = sorted(grouped)
+        total = sum(w for w, _ in pairs)
+        weights = {s: sum(w for w, _ in grouped[s]) / total for s in self.sources}
+        self.streams = [TokenStream([p for _, p in grouped[s]]) for s in self.sources]
+        windows = {s: max(0, (len(st) - 1) // seq_len) for s, st in zip(self.sources, self.streams, strict=True)}
+        short = [s for s in self.sources if weights[s] > 0 and windows[s] == 0]
+        if short:
+            raise ValueError(f"{data_args}: source(s) {short} hold fewer than {seq_len + 1} tokens, not one sample")
+        live = {s: w for s, w in weights.items() if w > 0}
+        n = min(int(windows[s] / w + 1e-9) for s, w in live.items())
+        counts = plan_samples(windows, live, n, 1.0, [])
+        chunks = list(blend_chunks([counts[s] for s in self.sources], [windows[s] for s in self.sources],
+                                   self.sources, seed))
+        dtypes = index_dtypes(len(self.sources), max(windows.values()))
+        self.source_index = np.concatenate([c[0] for c in chunks]) if chunks else np.empty(0, dtypes[0])
+        self.sample_index = np.concatenate([c[1] for c in chunks]) if chunks else np.empty(0, dtypes[1])
+        if vocab_size is None:  # Megatron parts do not record it: the largest id seen, plus one
+            vocab_size = 1 + max(int(p.tokens.max()) for parts in grouped.values() for _, p in parts)
+        self.metadata = {
+            "blend": {"seq_len": seq_len, "seed": seed, "n_samples": len(self.source_index),
+                      "sources": [{"name": s, "windows": windows[s], "samples": counts[s]} for s in self.sources]},
+            "tokenizer": {"vocab_size": vocab_size},
+            "mix": {"name": storage.basename(data_args), "declared_weights": weights},
+            "sources": {s: {"tokens": len(st)} for s, st in zip(self.sources, self.streams, strict=True)},
+        }
+
+    def __len__(self) -> int:
+        return len(self.source_index)

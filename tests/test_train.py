@@ -164,6 +164,55 @@ def test_held_out_windows_are_never_trained_and_rows_keep_the_blend(out):
     assert torch.equal(y[0, :-1], x[0, 1:])
 
 
+@pytest.fixture(scope="module")
+def megatron_out(out, tmp_path_factory):
+    """The same curated shards tokenized with Megatron parts (the fixture run has them off):
+    DIR/tokens/megatron/<source>/<shard>_text_document.{bin,idx} and data_args.txt."""
+    from pipeline.mixture import build_mixture
+    from pipeline.tokens import TokenizeConfig, prepare_tokenizer, tokenize_shard
+
+    root = tmp_path_factory.mktemp("megatron")
+    shutil.copytree(out / "curated", root / "curated")
+    config = TokenizeConfig(tokenizer=str(out / "tokens" / "tokenizer.json"), seq_len=256)
+    spec = prepare_tokenizer(config, str(root / "tokens"))
+    results = [tokenize_shard(str(p), str(root / "tokens"), config, spec)
+               for p in sorted((root / "curated").glob("*.parquet"))]
+    return root, build_mixture(str(root / "tokens"), results, config, spec)
+
+
+def test_trains_on_megatron_data_args_and_checks_their_mix(megatron_out):
+    root, mix = megatron_out
+    args_file = root / "tokens" / "megatron" / "data_args.txt"
+    r = train(root, "--data-args", str(args_file), "--steps", "40", "--batch-size", "8", "--eval-every", "20",
+              "--min-tokens", "10000", "--run", "margs")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count("mixture check: passed") == 2, r.stdout
+    rows = [x for x in pq.read_table(root / "manifests" / "validation-margs.parquet").to_pylist() if x["step"] == 40]
+    declared = {m["source"]: m["normalised_weight"] for m in mix.mixture.to_pylist()}
+    assert {x["source"] for x in rows} == set(declared) == {"web", "zh"}
+    for x in rows:  # the data args' weights, summed per source, are the mix's shares
+        assert x["declared_share"] == pytest.approx(declared[x["source"]], abs=1e-9)
+        assert abs(x["realised_share"] - x["declared_share"]) <= 0.01
+
+
+def test_data_args_streams_are_the_token_shards(megatron_out):
+    """Read through the Megatron parts, each source's stream is its gristmill shards' tokens,
+    and `--data FILE` finds the same list."""
+    from pipeline.shards import TokenStream
+
+    t = load_train()
+    root, mix = megatron_out
+    args_file = root / "tokens" / "megatron" / "data_args.txt"
+    a = t.parse_args(["--data", str(args_file)])
+    base, blend = t.open_data(a)
+    assert base == str(root) and blend.sources == ["web", "zh"] and len(blend) > 0
+    for name, stream in zip(blend.sources, blend.streams, strict=True):
+        shards = TokenStream([root / "tokens" / p for p in mix.metadata["sources"][name]["shards"]])
+        assert len(stream) == len(shards)
+        np.testing.assert_array_equal(stream.read(0, len(stream)), shards.read(0, len(shards)))
+    assert blend.metadata["tokenizer"]["vocab_size"] == 512  # from tokens/metadata.json beside it
+
+
 def test_missing_tokens_is_a_clear_error(tmp_path, capsys):
     assert load_train().main(["--data", str(tmp_path), "--steps", "1"]) == 2
     assert "no tokens/metadata.json" in capsys.readouterr().err

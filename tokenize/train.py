@@ -40,7 +40,8 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 elif str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.manifest import write_parquet  # noqa: E402
+from pipeline import storage  # noqa: E402
+from pipeline.megatron import DATA_ARGS_FILE, DataArgsBlend  # noqa: E402
 from pipeline.shards import BlendedSamples, ShardFormatError  # noqa: E402
 
 # ----------------------------------------------------------------------------------- config
@@ -193,15 +194,38 @@ class DataError(ValueError):
     """Unusable --data: the message says what is wrong and what to do."""
 
 
-def tokens_dir(data: str) -> tuple[Path, Path]:
-    """(output DIR, DIR/tokens) from --data given as the pipeline output or its tokens/ folder."""
-    p = Path(data)
-    if (p / "tokens" / "metadata.json").is_file():
-        return p, p / "tokens"
-    if (p / "metadata.json").is_file():
-        return p.parent, p
+def tokens_dir(data: str) -> tuple[str, str]:
+    """(output DIR, DIR/tokens) from --data given as the pipeline output or its tokens/ folder
+    (local paths or URLs)."""
+    p = storage.normalize(data)
+    if storage.exists(storage.join(p, "tokens", "metadata.json")):
+        return p, storage.join(p, "tokens")
+    if storage.exists(storage.join(p, "metadata.json")):
+        return storage.parent(p), p
     raise DataError(f"--data {data}: no tokens/metadata.json there; point it at the --output folder of "
                     "`python pipeline/run.py` (with [pipeline] tokenize = true)")
+
+
+def open_data(a: argparse.Namespace) -> tuple[str, BlendedSamples | DataArgsBlend]:
+    """(output DIR for the manifest, the blend): the blended index under --data, or the Megatron
+    data args list given by --data-args, or --data itself when it is such a list (a file)."""
+    args_file = a.data_args
+    if args_file is None and a.data and storage.exists(a.data) and not storage.isdir(a.data):
+        args_file = a.data
+    if args_file is None:
+        root, tokens = tokens_dir(a.data)
+        return root, BlendedSamples(tokens)
+    if not storage.exists(args_file):
+        raise DataError(f"--data-args {args_file}: no such file")
+    # Prefixes are relative to the folder Megatron runs from: the pipeline's output folder.
+    base = storage.normalize(a.data) if a.data and storage.isdir(a.data) else \
+        storage.parent(storage.parent(storage.parent(storage.normalize(args_file))))
+    meta = storage.join(base, "tokens", "metadata.json")
+    vocab = storage.read_json(meta)["tokenizer"]["vocab_size"] if storage.exists(meta) else None
+    try:
+        return base, DataArgsBlend(args_file, base, a.block_size, a.data_seed, vocab)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def declared_shares(meta: dict) -> dict[str, float]:
@@ -225,8 +249,11 @@ class BlendRows:
     exactly its blended number of rows, the quantity the mixture check measures.
     """
 
-    def __init__(self, tokens: Path, block_size: int, val_frac: float, val_windows: int) -> None:
-        self.blend = BlendedSamples(tokens)  # memory-maps shards and the index: nothing loaded
+    def __init__(self, tokens: Path | str | None, block_size: int, val_frac: float, val_windows: int,
+                 blend: BlendedSamples | DataArgsBlend | None = None) -> None:
+        # Memory-maps shards (or Megatron parts) and the index: nothing loaded.
+        self.blend = blend if blend is not None else BlendedSamples(tokens)
+        tokens = tokens or "the data args"
         meta, self.seq_len, self.block = self.blend.metadata, self.blend.seq_len, block_size
         if block_size > self.seq_len:
             raise DataError(f"block_size {block_size} > the blend's seq_len {self.seq_len}: pass "
@@ -315,7 +342,11 @@ def mixture_errors(rows: list[dict], tolerance: float) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tokenize/train.py", description=__doc__.split("\n\n")[0])
     add = p.add_argument
-    add("--data", required=True, help="pipeline output DIR (holding tokens/) or DIR/tokens")
+    add("--data", help="pipeline output DIR (holding tokens/), DIR/tokens, or a Megatron data args file")
+    add("--data-args", help=f"train on a Megatron data args list ('w1 prefix1 w2 prefix2 ...', e.g. "
+        f"DIR/tokens/megatron/{DATA_ARGS_FILE}) instead of the blended index; prefixes relative to --data "
+        "(default: the folder three levels above the file)")
+    add("--data-seed", type=int, default=1234, help="window order of a --data-args blend")
     add("--config", choices=sorted(PRESETS), default="tiny", help="model preset (default tiny)")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto")
     add("--steps", type=int, default=300, help="optimizer steps")
@@ -342,6 +373,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--bench-warmup", type=int, help="untimed steps (default: 10 on CUDA, compile included; 2 on CPU)")
     add("--peak-tflops", type=float, help="peak bf16 TFLOP/s for MFU (default: from the device name)")
     a = p.parse_args(argv)
+    if not a.data and not a.data_args:
+        p.error("give --data (the pipeline's output folder) or --data-args")
     for key, value in PRESETS[a.config].items():  # preset values fill what was not given
         if getattr(a, key) is None:
             setattr(a, key, value)
@@ -360,12 +393,12 @@ def lr_at(step: int, a: argparse.Namespace) -> float:
 
 
 def validate(step: int, model: GPT, data: BlendRows, a: argparse.Namespace, device: str, seen: np.ndarray,
-             train_loss: list, history: list[dict], manifest: Path) -> int:
+             train_loss: list, history: list[dict], manifest: str) -> int:
     """Evaluate, write the manifest, print the per-source table, check the mix; an exit code."""
     val_loss = evaluate(model, data, a.batch_size, a.eval_rows, device)
     rows = mixture_rows(step, data, seen, train_loss, val_loss)
     history += rows
-    write_parquet(manifest, pa.Table.from_pylist(history, schema=VALIDATION_SCHEMA))  # temp + rename
+    storage.write_parquet(manifest, pa.Table.from_pylist(history, schema=VALIDATION_SCHEMA))  # atomic
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     for r in rows:
         print(f"  {r['source']:<16} tokens {r['tokens_seen']:>12,}  share {r['realised_share']:.4f} "
@@ -394,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
               "tokenize/README.md)", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        root, tokens = tokens_dir(a.data)
-        data = BlendRows(tokens, a.block_size, a.val_frac, a.val_windows)
+        root, blend = open_data(a)
+        data = BlendRows(None, a.block_size, a.val_frac, a.val_windows, blend=blend)
     except (DataError, ShardFormatError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -415,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train: {len(data.sources)} sources, {data.n_rows:,} rows of {block} tokens a pass over the "
           f"blend; held-out windows per source {dict(zip(data.sources, data.n_val, strict=True))}")
     run = a.run or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    manifest = root / "manifests" / f"validation-{run}.parquet"
+    manifest = storage.join(root, "manifests", f"validation-{run}.parquet")
     seen = np.zeros(len(data.sources), dtype=np.int64)  # tokens trained per source: the mix check's input
     loss_sum = torch.zeros(len(data.sources), device=device)  # row losses per source, summed on device
     row_count = np.zeros(len(data.sources), dtype=np.int64)
