@@ -108,6 +108,10 @@ def filesystem(url: str) -> Any:
         if proto in ("http", "https"):
             # Ranged reads of 4 MiB blocks: streaming with resumable offsets, never a whole-file GET.
             kwargs = {"block_size": 4 * 2**20}
+        elif proto != "file":
+            # Other nodes write the same prefixes: a listing cached here would hide their objects
+            # (exists() False, a read FileNotFoundError, a glob short).
+            kwargs = {"use_listings_cache": False}
         fs = fsspec.filesystem(proto, **kwargs)
         _FS_CACHE[proto] = fs
     return fs
@@ -149,6 +153,10 @@ _TRANSIENT_STATUS = re.compile(r"\b(429|500|502|503|504)\b")
 
 def is_transient(exc: BaseException) -> bool:
     """Connection resets, timeouts, HTTP 429/5xx and S3 SlowDown: worth another try."""
+    if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None and exc.__cause__ is not exc:
+        # fsspec's HTTP info() turns ANY failure of its HEAD-then-GET into FileNotFoundError
+        # (a 503 too); the cause says whether the file is really missing.
+        return is_transient(exc.__cause__)
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
         return False
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -286,7 +294,19 @@ def open_input(url: str, buffer_size: int = 1 << 20) -> IO[bytes]:
 def exists(url: str) -> bool:
     if is_local(url):
         return os.path.exists(local_path(url))
-    return with_retries(lambda: filesystem(url).exists(url), f"exists {url}")
+    fs = filesystem(url)
+
+    def probe() -> bool:
+        # Not fs.exists(): fsspec's HTTP exists() answers False to a 503 or a reset, without retry.
+        try:
+            fs.info(url)
+            return True
+        except FileNotFoundError as exc:
+            if is_transient(exc):
+                raise
+            return False
+
+    return with_retries(probe, f"exists {url}")
 
 
 def isdir(url: str) -> bool:
@@ -315,7 +335,8 @@ def list_files(url: str, recursive: bool = True) -> list[str]:
                 break
         return sorted(out)
     fs = filesystem(url)
-    found = with_retries(lambda: fs.find(url) if recursive else fs.ls(url, detail=False), f"list {url}")
+    found = with_retries(lambda: fs.find(url) if recursive else  # ls lists "directories" too: files only
+                         [e["name"] for e in fs.ls(url, detail=True) if e.get("type") != "directory"], f"list {url}")
     return sorted(with_protocol(fs, p, url) for p in found)
 
 

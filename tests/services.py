@@ -1,0 +1,98 @@
+"""Real network services for tests: an S3 endpoint (moto's server) and the flaky HTTP server.
+
+`moto_s3` is a module-scoped S3 server on 127.0.0.1 (a free port): a real S3 HTTP endpoint that
+s3fs/aiobotocore reach over a socket, not a patched client. `s3` (per test) points the standard
+AWS environment at it, wipes it (POST /moto-api/reset), makes a bucket and drops every cached
+fsspec filesystem, so each test starts from an empty store and nothing leaks between tests.
+Test modules import the fixtures they use: `from services import moto_s3, s3  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from pipeline import storage
+
+BUCKET = "gristmill-test"
+
+
+class MotoS3:
+    """A moto S3 server in a thread of this process."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS environment that points boto/s3fs (and Ray workers) at this server."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def reset(self) -> None:
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+    def keys(self, bucket: str = BUCKET, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def fresh_filesystems() -> None:
+    """Forget every fsspec filesystem this process made: storage's per-protocol cache AND fsspec's
+    own instance cache (keyed by constructor arguments, not by the environment, so it would keep
+    an s3fs bound to an earlier test's endpoint)."""
+    import fsspec
+
+    storage._FS_CACHE.clear()
+    for proto in ("s3", "http", "https"):
+        fsspec.get_filesystem_class(proto).clear_instance_cache()
+
+
+@dataclass
+class S3:
+    server: MotoS3
+    bucket: str
+
+    def url(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[MotoS3]:
+    server = MotoS3()
+    try:
+        yield server
+    finally:
+        server.stop()
+        fresh_filesystems()
+
+
+@pytest.fixture
+def s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
+    for k, v in moto_s3.env().items():
+        monkeypatch.setenv(k, v)
+    moto_s3.reset()
+    fresh_filesystems()
+    moto_s3.client().create_bucket(Bucket=BUCKET)
+    yield S3(moto_s3, BUCKET)
+    fresh_filesystems()
