@@ -23,9 +23,13 @@ Where the values come from:
   CLDR's (Babel) first official language there.
 - e-mail, IBAN, SSN, public IPv4/IPv6: Faker, across locales.
 
-The two parts differ in seeds, in sentence templates, and in the Faker locales used for phones
-(sorted locales, alternating), so that held-out phones include formats of locales never seen
-while tuning.
+The parts differ in seeds, in sentence templates (bench/pii_templates.py), and in the Faker
+locales used for phones (sorted locales, alternating), so that held-out phones include formats of
+locales never seen while tuning. "fresh" (issue 14, second round) has its own seeds and templates,
+written before any result on it was seen, and the heldout half of the locales (there are no
+others); "heldout" was looked at while the rules were written, "fresh" is measured only.
+
+    build("fresh")    # measured only
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ import phonenumbers
 from babel.languages import get_official_languages
 from faker import Faker
 
-SPLITS = ("tune", "heldout")
+from bench.pii_templates import HEADS, NEGATIVE_TEMPLATES, TEMPLATES
+
+SPLITS = ("tune", "heldout", "fresh")
+# Which half of Faker's phone locales (sorted, alternating) a part uses. Faker 40 has 72 locales
+# with phone formats of their own (the other locales it accepts fall back to en_US's formats), all
+# split between tune and heldout, so "fresh" draws new numbers from the half never tuned on.
+LOCALE_HALF = {"tune": 0, "heldout": 1, "fresh": 1}
 FAKER_CARDS = ["visa13", "visa16", "visa19", "mastercard", "amex", "discover", "diners", "jcb15", "jcb16",
                "maestro"]
 # network -> ([prefix or lo-hi], [lengths]); published IIN ranges for networks Faker lacks.
@@ -54,53 +64,6 @@ EXTRA_NETWORKS = {
     "diners_3095": (["3095", "39"], [14, 16]), "jcb_35xx_unissued": (["3500-3527", "3590-3599"], [16]),
 }
 GENERIC_URLS = ["https://www.example.com/contact", "https://shop.example.net/impressum", "https://blog.example.org/p/2"]
-
-# Sentence templates per language; "{}" is the value. Tuning and held-out parts use disjoint lists.
-TEMPLATES = {
-    "tune": {
-        "card": {"en": ["Please charge my card {} for the order.", "Card number: {} (expires 08/27)",
-                        "I paid with {} on 12.03.2024 and was charged twice."],
-                 "de": ["Bitte belasten Sie meine Kreditkarte {} mit 49,90 EUR.", "Kartennummer {} gültig bis 09/26"],
-                 "fr": ["Ma carte {} a été débitée deux fois."], "es": ["Mi tarjeta {} fue rechazada ayer."]},
-        "phone": {"en": ["Call us on {} between 9 and 5.", "Phone: {}", "Questions? {} (Mon-Fri)"],
-                  "de": ["Rufen Sie uns an: {}", "Telefon {} (Mo-Fr 9-17 Uhr)", "Erreichbar unter {} oder per Post."],
-                  "fr": ["Appelez le {} du lundi au vendredi.", "Standard : {}"],
-                  "es": ["Llámenos al {} de 9 a 18 h."], "it": ["Chiamaci al numero {} dalle 9 alle 18."]},
-        "email": {"en": ["Write to {} for details.", "Contact: {}"], "de": ["Schreiben Sie an {}."]},
-        "iban": {"en": ["Transfer to IBAN {} please."], "de": ["Bankverbindung: {} (Sparkasse)"]},
-        "ssn": {"en": ["My SSN is {} and my date of birth 1984-03-12.", "SSN: {}"]},
-        "ip": {"en": ["Login from {} at 10:32.", "The request came from {} yesterday."]},
-    },
-    "heldout": {
-        "card": {"en": ["Can you refund the charge on {}? It was a mistake.", "my visa {} got declined lol",
-                        "Billing: card ending details {} / exp 11/28"],
-                 "de": ["Die Abbuchung von {} am 03.05.2024 war doppelt.", "Zahlung per Karte {} erfolgt"],
-                 "fr": ["Numéro de carte : {} — cryptogramme envoyé séparément."],
-                 "es": ["Pagué con la tarjeta {} el lunes."], "pt": ["Meu cartão {} foi cobrado duas vezes."]},
-        "phone": {"en": ["For bookings ring {} or visit us.", "Mobile {} — text first please.", "Reach me at {} any time."],
-                  "de": ["Für Rückfragen: {}", "Sie erreichen uns unter {} werktags.", "Tel. {}, Fax auf Anfrage"],
-                  "fr": ["Joignable au {} en semaine.", "Pour réserver : {}"],
-                  "es": ["Teléfono de contacto: {}"], "it": ["Per informazioni {} (ore ufficio)."],
-                  "pt": ["Ligue para {} para marcar."], "nl": ["Bel ons op {} voor een afspraak."],
-                  "pl": ["Zadzwoń pod numer {} w dni robocze."]},
-        "email": {"en": ["Send your CV to {} by Friday.", "{} wrote on 3 May:"], "fr": ["Écrivez-nous : {}"]},
-        "iban": {"en": ["Our account: {}, reference your invoice number."],
-                 "fr": ["Virement sur le compte {} svp."], "es": ["Cuenta: {}"]},
-        "ssn": {"en": ["Applicant SSN {}, employer EIN on file.", "social security number: {}"]},
-        "ip": {"en": ["Blocked {} after 5 failed logins.", "sshd: connection from {} port 51234"]},
-    },
-}
-# Look-alikes (kind -> templates with "{}"), the same in both parts: they measure, not tune.
-NEGATIVE_TEMPLATES = {
-    "order_number": ["Order #{} has shipped.", "Bestellnummer: {}", "订单号 {} 已发货", "Your order {} is confirmed."],
-    "tracking_number": ["Tracking number: {}", "Sendungsnummer {}", "Track your parcel: {}"],
-    "isbn": ["ISBN {} (paperback)", "ISBN-13: {}"],
-    "ean": ["EAN {} · 250 g", "GTIN: {}"],
-    "imei": ["IMEI: {}", "Device IMEI {} registered"],
-    "timestamp": ["ts={}", "created {} by cron", "Zeitstempel: {}"],
-    "article_number": ["Art.-Nr. {}", "Item {} in stock", "SKU {}"],
-}
-
 
 @dataclass
 class Record:
@@ -194,8 +157,9 @@ def phone_records(split: str, per_type: int = 2) -> list[Record]:
                     other = _phone_variants(rng, region, kind, 1)
                     if other:
                         intl = phonenumbers.format_number(other[0], phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-                        head = "Head office " + intl + ". "
-                        rec = Record(head + rec.text, "en", rec.url, [(13, 13 + len(intl), "phone", region)]
+                        head = HEADS[split].format(intl)
+                        at = HEADS[split].index("{}")
+                        rec = Record(head + rec.text, "en", rec.url, [(at, at + len(intl), "phone", region)]
                                      + [(s + len(head), e + len(head), t, lb) for s, e, t, lb in rec.spans])
                     out.append(rec)
     return out
@@ -206,7 +170,7 @@ def faker_phone_records(split: str, per_locale: int = 6) -> list[Record]:
     from pathlib import Path
 
     locales = sorted(p.name for p in Path(pn.__file__).parent.iterdir() if re.fullmatch(r"[a-z]{2,3}_[A-Z]{2}", p.name))
-    mine = locales[SPLITS.index(split)::2]
+    mine = locales[LOCALE_HALF[split]::2]
     out = []
     for i, loc in enumerate(mine):
         fk = Faker(loc)
