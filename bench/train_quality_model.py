@@ -138,19 +138,29 @@ def response_record(url: str, body: bytes, date: str = "2024-07-10T22:34:45Z") -
     return gzip.compress(head.encode() + http + b"\r\n\r\n", mtime=0)
 
 
+def web_warc(work: Path) -> Path:
+    """The 990 trafilatura evaluation pages as one WARC of response records (built once)."""
+    warc = work / "inputs" / "web" / "trafilatura-pages.warc.gz"
+    if warc.is_file():
+        return warc
+    recs = json.loads((SHARED / "corpus/pages/trafilatura/evaldata_records.json").read_text())
+    html = SHARED / "corpus/pages/trafilatura/html"
+    warc.parent.mkdir(parents=True, exist_ok=True)
+    tmp = warc.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for r in sorted(recs, key=lambda r: r["file"]):
+            url = r["url"] if "://" in r["url"] else "https://" + r["url"]
+            f.write(response_record(url, gzip.open(html / (r["file"] + ".gz")).read()))
+    tmp.replace(warc)
+    return warc
+
+
 def web_run(work: Path) -> Path:
     """The negatives' pipeline run: the trafilatura pages as a WARC plus the wget fixture crawl."""
     run = work / "web_run"
     if (run / "curated").is_dir():
         return run
-    recs = json.loads((SHARED / "corpus/pages/trafilatura/evaldata_records.json").read_text())
-    html = SHARED / "corpus/pages/trafilatura/html"
-    warc = work / "inputs" / "web" / "trafilatura-pages.warc.gz"
-    warc.parent.mkdir(parents=True, exist_ok=True)
-    with open(warc, "wb") as f:
-        for r in sorted(recs, key=lambda r: r["file"]):
-            url = r["url"] if "://" in r["url"] else "https://" + r["url"]
-            f.write(response_record(url, gzip.open(html / (r["file"] + ".gz")).read()))
+    warc = web_warc(work)
     config = work / "web.toml"
     config.write_text('[pipeline]\ndedup = false\ntokenize = false\n[langid]\nkeep = ["en"]\n', encoding="utf-8")
     cmd = [sys.executable, str(REPO / "pipeline" / "run.py"), "--input", f"web={warc.parent}",
