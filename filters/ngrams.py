@@ -106,40 +106,95 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
 
 def top_duplicate_chars(words: list[str], n: int, joiner: str = " ", joined: JoinedWords | None = None) -> int:
     """Characters of the most frequent `joiner`-joined n-gram times its count (0 without n-grams)."""
-    if len(words) < n:
-        return 0
     joined = joined or JoinedWords(words, joiner)
+    seg = _segments([(joined, n)])[0]
+    return 0 if seg is None else _top(words, n, joiner, seg)
+
+
+def all_duplicate_chars(words: list[str], n: int, joined: JoinedWords | None = None) -> int:
+    """Characters in repeated ""-joined n-grams, counted by Gopher's left-to-right walk."""
+    joined = joined or JoinedWords(words, "")
+    seg = _segments([(joined, n)])[0]
+    return 0 if seg is None else _all(words, n, seg)
+
+
+def repetition_chars(words: list[str], joiner: str) -> tuple[list[int], list[int]]:
+    """Gopher's n-gram measurements of one document: top n-gram characters for n = 2, 3, 4
+    (`joiner`-joined) and duplicate n-gram characters for n = 5..10 (""-joined). All nine
+    n-gram sizes are grouped by one sort, not nine: numpy's per-call cost dominates on a page."""
+    plain = JoinedWords(words, "")
+    top = plain if joiner == "" else JoinedWords(words, joiner)
+    segs = _segments([(top, n) for n in (2, 3, 4)] + [(plain, n) for n in range(5, 11)])
+    tops = [0 if seg is None else _top(words, n, joiner, seg) for n, seg in zip((2, 3, 4), segs[:3])]
+    dups = [0 if seg is None else _all(words, n, seg) for n, seg in zip(range(5, 11), segs[3:])]
+    return tops, dups
+
+
+class _Segment:
+    """The n-grams of one size: their character ranges in `text`, the hash class of each
+    position, the first position of that class, and the class size."""
+
+    __slots__ = ("text", "a", "b", "cls", "first", "count")
+
+    def __init__(self, text: str, a: np.ndarray, b: np.ndarray, cls: np.ndarray, first: np.ndarray,
+                 count: np.ndarray) -> None:
+        self.text, self.a, self.b, self.cls, self.first, self.count = text, a, b, cls, first, count
+
+    def gram(self, p: int) -> str:
+        return self.text[self.a[p] : self.b[p]]
+
+
+def _segments(specs: list[tuple[JoinedWords, int]]) -> list[_Segment | None]:
+    """Hash classes for each (joined words, n), from one sort. The segment's index goes into
+    the low 4 bits of its hashes, so no class spans two segments."""
+    parts, where = [], []
+    for k, (j, n) in enumerate(specs):
+        m = len(j.words) - n + 1
+        if m <= 0:
+            where.append(None)
+            continue
+        a, b, h = j.ngrams(n)
+        parts.append((h << np.uint64(4)) | np.uint64(k))
+        where.append((j.text, a, b, sum(len(x) for x in parts) - m, m))
+    if not parts:
+        return where
+    first, inverse, counts = _classes(np.concatenate(parts) if len(parts) > 1 else parts[0])
+    out: list[_Segment | None] = []
+    for w in where:
+        if w is None:
+            out.append(None)
+            continue
+        text, a, b, o, m = w
+        cls = inverse[o : o + m]
+        out.append(_Segment(text, a, b, cls, first[cls] - o, counts[cls]))
+    return out
+
+
+def _top(words: list[str], n: int, joiner: str, seg: _Segment) -> int:
     try:
-        return _top_hashed(joined, n)
+        return _top_hashed(seg)
     except _Collision:
         grams = [joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)]
         gram, count = Counter(grams).most_common(1)[0]
         return len(gram) * count
 
 
-def _top_hashed(j: JoinedWords, n: int) -> int:
-    a, b, h = j.ngrams(n)
-    first, inverse, counts = _classes(h)
-    best = counts.max()
-    # Counter.most_common(1) returns the first-inserted of the most frequent: the smallest first index
-    cls = np.flatnonzero(counts == best)
-    c = cls[np.argmin(first[cls])]
-    p = first[c]
+def _top_hashed(seg: _Segment) -> int:
+    # Counter.most_common(1) returns the first-inserted of the most frequent n-grams: the
+    # first position whose class has the largest count is that class's first occurrence.
+    best = int(seg.count.max())
+    p = int(np.argmax(seg.count == best))
     if best > 1:
-        gram = j.text[a[p] : b[p]]
-        for q in np.flatnonzero(inverse == c):
-            if j.text[a[q] : b[q]] != gram:
+        gram = seg.gram(p)
+        for q in np.flatnonzero(seg.cls == seg.cls[p]).tolist():
+            if seg.gram(q) != gram:
                 raise _Collision
-    return int(b[p] - a[p]) * int(best)
+    return int(seg.b[p] - seg.a[p]) * best
 
 
-def all_duplicate_chars(words: list[str], n: int, joined: JoinedWords | None = None) -> int:
-    """Characters in repeated ""-joined n-grams, counted by Gopher's left-to-right walk."""
-    if len(words) < n:
-        return 0
-    joined = joined or JoinedWords(words, "")
+def _all(words: list[str], n: int, seg: _Segment) -> int:
     try:
-        return _all_hashed(joined, n)
+        return _all_hashed(seg, n)
     except _Collision:
         return _all_strings(words, n)
 
@@ -158,25 +213,23 @@ def _all_strings(words: list[str], n: int) -> int:
     return chars
 
 
-def _all_hashed(j: JoinedWords, n: int) -> int:
-    a, b, h = j.ngrams(n)
-    first, inverse, _ = _classes(h)
+def _all_hashed(seg: _Segment, n: int) -> int:
     # Only a position whose hash occurred earlier can be a repeat; every other position the
     # walk reaches is remembered. The walk skips positions only when it jumps past a repeat.
-    repeats = np.flatnonzero(first[inverse] != np.arange(len(h)))
+    repeats = np.flatnonzero(seg.first != np.arange(len(seg.first)))
     if not len(repeats):
         return 0
-    text = j.text
     remembered: dict[int, int] = {}  # hash class -> a visited position of it (not its first)
     jumps: list[int] = []  # positions of counted repeats, ascending (each hides the next n-1)
     chars = nxt = 0
+    cls, first, a, b = seg.cls, seg.first, seg.a, seg.b
     for p in repeats.tolist():
         if p < nxt:
             continue  # jumped over
-        c = int(inverse[p])
+        c = int(cls[p])
         rep = remembered.get(c)
         if rep is None:
-            f = int(first[c])  # visited unless inside the n-1 positions after a counted repeat
+            f = int(first[p])  # visited unless inside the n-1 positions after a counted repeat
             k = bisect_right(jumps, f)
             if not (k and jumps[k - 1] + n > f):
                 rep = f
@@ -184,7 +237,7 @@ def _all_hashed(j: JoinedWords, n: int) -> int:
             remembered[c] = p
             nxt = p + 1
             continue
-        if text[a[p] : b[p]] != text[a[rep] : b[rep]]:
+        if seg.gram(p) != seg.gram(rep):
             raise _Collision
         chars += int(b[p] - a[p])
         jumps.append(p)

@@ -30,7 +30,7 @@ from typing import Any
 
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
-from filters.ngrams import JoinedWords, all_duplicate_chars, find_duplicates, top_duplicate_chars
+from filters.ngrams import find_duplicates, repetition_chars
 
 # Scripts written without spaces between words: one token per character.
 UNSPACED_RANGES = (
@@ -167,12 +167,11 @@ def repetition_scores(split: DocSplit, words: list[str], joiner: str) -> dict[st
     # Gopher joins the top n-grams with spaces; for one-character tokens that would count n-1
     # spaces that are not in the text, so unspaced languages join with "". Its duplicate
     # n-grams are always joined with "".
-    plain = JoinedWords(words, "")
-    top = plain if joiner == "" else JoinedWords(words, joiner)
-    for n in (2, 3, 4):
-        s[f"quality_top_{n}gram_frac"] = top_duplicate_chars(words, n, joiner, top) / n_chars
-    for n in range(5, 11):
-        s[f"quality_dup_{n}gram_frac"] = all_duplicate_chars(words, n, plain) / n_chars
+    tops, dups = repetition_chars(words, joiner)
+    for n, chars in zip((2, 3, 4), tops):
+        s[f"quality_top_{n}gram_frac"] = chars / n_chars
+    for n, chars in zip(range(5, 11), dups):
+        s[f"quality_dup_{n}gram_frac"] = chars / n_chars
     return s
 
 

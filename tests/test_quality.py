@@ -334,17 +334,17 @@ def test_ngram_repetition_values_equal_the_reference_helpers_on_all_990_pages():
         words = split.words
         lines = [x for x in split.lines if x]
         assert ngrams.find_duplicates(lines) == find_duplicates(lines)
+        dups = [find_all_duplicate(words, n) for n in range(5, 11)]
+        repeats += sum(d > 0 for d in dups)
         for joiner in (" ", ""):
-            joined = ngrams.JoinedWords(words, joiner)
+            tops = []
             for n in (2, 3, 4):
                 grams = [joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)]
-                want = find_top_duplicate(grams) if grams else 0
-                assert ngrams.top_duplicate_chars(words, n, joiner, joined) == want, (text[:80], n, joiner)
-        plain = ngrams.JoinedWords(words, "")
-        for n in range(5, 11):
-            want = find_all_duplicate(words, n)
-            assert ngrams.all_duplicate_chars(words, n, plain) == want, (text[:80], n)
-            repeats += want > 0
+                tops.append(find_top_duplicate(grams) if grams else 0)
+            # all nine sizes from one sort (what the filter uses), and each size on its own
+            assert ngrams.repetition_chars(words, joiner) == (tops, dups), (text[:80], joiner)
+            assert [ngrams.top_duplicate_chars(words, n, joiner) for n in (2, 3, 4)] == tops
+        assert [ngrams.all_duplicate_chars(words, n) for n in range(5, 11)] == dups
     assert repeats > 1000  # the comparison exercised the repeat walk, not only the no-repeat path
 
 
