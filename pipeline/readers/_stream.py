@@ -84,10 +84,12 @@ def open_decompressed(url: str, buffer_size: int = 1 << 20) -> tuple[IO[bytes], 
     except Exception:
         raw.close()
         raise
+    # GzipFile and BZ2File buffer by themselves, in small steps: wrapped in a large buffer, a read
+    # that meets the end of a cut file would raise before handing over the lines decoded so far.
     if head.startswith(GZIP_MAGIC):
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size), "gzip"  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip"  # type: ignore[return-value]
     if head.startswith(BZ2_MAGIC):
-        return io.BufferedReader(bz2.BZ2File(raw, "rb"), buffer_size), "bz2"  # type: ignore[arg-type]
+        return bz2.BZ2File(raw, "rb"), "bz2"  # type: ignore[return-value]
     if head.startswith(ZSTD_MAGIC):
         return io.BufferedReader(_ZstdRaw(raw), buffer_size), "zstd"
     return raw, "plain"

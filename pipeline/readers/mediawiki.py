@@ -32,7 +32,12 @@ from pipeline.registry import register_reader
 # File, Media and Category links are not prose; their English names and the usual aliases, plus
 # whatever names the dump's <siteinfo> gives namespaces 6, -2 and 14 (localised wikis).
 _SKIP_NAMESPACE_IDS = (6, -2, 14)
-_SKIP_NAMESPACE_NAMES = {"file", "image", "media", "category"}
+# Localised names of the largest wikis too: a page copied across wikis keeps its own
+# ("[[Datei:...|thumb|...]]" in a German article imported into an English dump).
+_SKIP_NAMESPACE_NAMES = {"file", "image", "media", "category", "datei", "bild", "kategorie", "fichier",
+                         "catégorie", "archivo", "imagen", "categoría", "file", "immagine", "categoria",
+                         "plik", "kategoria", "ficheiro", "imagem", "bestand", "categorie", "файл",
+                         "категория", "ファイル", "カテゴリ", "文件", "分类", "檔案", "分類"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +90,9 @@ class MediaWikiReader(Reader):
                     if ns.id in _SKIP_NAMESPACE_IDS and ns.name:
                         skip.add(ns.name.lower())
                 for page in dump:
-                    page_no += 1
-                    yield self._page(page, page_no, url, shard_id, info.base, skip)
+                    doc = self._page(page, page_no + 1, url, shard_id, info.base, skip)
+                    page_no += 1  # only once the page is whole: a page cut short is the truncation row
+                    yield doc
             except (ParseError, MalformedXML) as exc:
                 # expat says "no element found" when the document just stops: a cut file.
                 cut = isinstance(exc, ParseError) and ("no element found" in str(exc) or "unclosed token" in str(exc))

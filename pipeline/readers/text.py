@@ -41,6 +41,10 @@ _CREDITS = re.compile(rb"^\s*(produced by|prepared by|e-?text prepared by|this e
                       rb"|transcriber'?s note|special thanks)", re.I)
 _TITLE = re.compile(rb"^Title:\s*(.+?)\s*$")
 _EBOOK_NO = re.compile(rb"\[e-?(?:book|text) #(\d+)\]", re.I)
+_WESTERN_CONFUSABLE = {"cp1250", "cp775", "cp850", "cp437", "cp858", "latin_1", "iso8859_15", "iso8859_2", "mac_roman",
+                       "mac_latin2", "cp1252", "iso8859_13", "cp1257"}
+_CENTRAL_EUROPEAN = {"Polish", "Czech", "Slovak", "Hungarian", "Croatian", "Slovene", "Romanian", "Lithuanian",
+                     "Latvian", "Estonian"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -74,8 +78,19 @@ def decode(data: bytes) -> tuple[str | None, str, str | None]:
         best = from_bytes(data[:1 << 20]).best()
         if best is None or best.encoding in ("utf_8", "utf-8"):
             return None, "", f"not_utf8: byte {exc.start} and no other encoding fits"
+        encoding = best.encoding
+        # A few accented letters in English or French prose fit cp1250, cp850 or cp775 as well
+        # as cp1252, and the detector may pick any of them (measured: "thé" came out "thť");
+        # Western text is far more often cp1252/Latin-1, so that wins unless the detector
+        # recognised a Central European language.
+        if encoding in _WESTERN_CONFUSABLE and best.language not in _CENTRAL_EUROPEAN:
+            try:
+                data.decode("cp1252")
+                encoding = "cp1252"
+            except UnicodeDecodeError:
+                pass
         try:
-            text, charset = data.decode(best.encoding), best.encoding
+            text, charset = data.decode(encoding), encoding
         except (UnicodeDecodeError, LookupError):
             return None, "", f"not_utf8: byte {exc.start} (detected {best.encoding} does not decode it)"
     sample = text[:65536]
