@@ -148,19 +148,28 @@ def harness_tables(split: str, targets: bool) -> list[str]:
 
 
 def old_scrubber(rev: str):
-    """`filters/pii.py` as it was at git revision `rev`, imported as a module (for speed side by side)."""
-    import importlib.util
+    """`filters/pii.py` as it was at git revision `rev`, with its helper modules and data of then,
+    imported as a package of its own (`gm_pii_<rev>`), for speed side by side."""
+    import importlib
     import subprocess
 
-    src = subprocess.run(["git", "show", f"{rev}:filters/pii.py"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
-    path = Path("/tmp") / f"gristmill_pii_{rev}.py"
-    path.write_text(src.replace("@register_stage(", "# @register_stage("), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"gristmill_pii_{rev}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    def show(path: str) -> str | None:
+        r = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else None
+
+    pkg = f"gm_pii_{rev}"
+    base = Path("/tmp") / f"gristmill_pii_{rev}"
+    (base / pkg / "data/pii").mkdir(parents=True, exist_ok=True)
+    (base / pkg / "__init__.py").write_text("", encoding="utf-8")
+    for path in ("filters/pii.py", "filters/pii_phones.py", "filters/pii_cards.py",
+                 "filters/data/pii/card_networks.tsv", "filters/data/pii/phone_regions.tsv"):
+        src = show(path)
+        if src is not None:
+            src = src.replace("from filters.pii_", f"from {pkg}.pii_").replace("@register_stage(", "# @register_stage(")
+            (base / pkg / path.removeprefix("filters/")).write_text(src, encoding="utf-8")
+    if str(base) not in sys.path:
+        sys.path.append(str(base))
+    return importlib.import_module(f"{pkg}.pii")
 
 
 def docs_per_s(fns: list, docs: list, repeats: int) -> list[float]:

@@ -127,13 +127,44 @@ def valid_in(number: str, codes: tuple[int, ...]) -> bool:
 # Candidates: digits with single separators, "+" or "(" first, an optional extension. A candidate
 # neither starts nor ends inside a longer run of numbers ("120 125 130 ... 164" in a table): the
 # look-behinds and the look-ahead reject a cut, so long runs yield none.
-_PHONE = re.compile(r"[+(0-9](?<![A-Za-z0-9_+\-/.@#=&%$€£¥][+(0-9])(?<![0-9][:, ./-][(0-9])"
-                    r"[0-9 ()./-]{3,25}[0-9](?: ?(?:x|ext\.?) ?[0-9]{1,6})?"
-                    r"(?![A-Za-z0-9_/@%€$]|[ .,:/-][0-9]| ?(?:€|EUR|USD|元|km|kg|%))")
-# Words just before (or after) a number that make it a phone number, or something else.
-_PHONE_CUE = re.compile(r"(?i)(?:\b(?:tel|t[ée]l[ée]?(?:phone|fon|fono)(?:nummer)?|phone|fon|fax|call|"
-                        r"mobile?|cell|handy|hotline|whatsapp|contact|kontakt|móvil|rufnummer)\b|"
-                        r"电话|手机|热线|传真|联系|咨询|售前|客服)[^0-9\n]{0,12}$")
+# An en dash separates groups too ("01805 – 4444", "+49 (0)40-30030–1000"): it is read as "-".
+_PHONE = re.compile(r"[+(0-9](?<![A-Za-z0-9_+\-/.@#=&%$€£¥–][+(0-9])(?<![0-9][:, ./–-][(0-9])"
+                    r"[0-9 ()./–-]{3,25}[0-9](?: ?(?:x|ext\.?) ?[0-9]{1,6})?"
+                    r"(?![A-Za-z0-9_/@%€$]|[ .,:/–-][0-9]| ?(?:€|EUR|USD|元|km|kg|%))")
+# Words just before (or after) a number that make it a phone number, or something else. The
+# phone words: nouns ("Telefon", "gsm", "тел."), and verbs and phrases of calling ("ring", "bel ons",
+# "zadzwoń", "llámenos", "reach us at", "erreichen Sie uns unter") in the languages langid sees
+# most; only words that name a phone or a call, since a cue lets a number of any shape through.
+_CUE_WORDS = "|".join([
+    r"tel|t[ée]l[ée]?(?:phone|fon|fono)\w*|phone[sd]?|ph|fon|fax|call(?:s|ing)?|ring|dial|mobile?|mob|cell(?:phone)?",
+    r"hotline|helpline|switchboard|landline|whats ?app|viber|sms|text (?:us|me)|contact|kontakt",
+    r"reach (?:us|me|him|her|them) (?:at|on)|give (?:us|me) a (?:call|ring)",
+    r"telefon\w*|rufnummer|handy|mobil(?:nummer|telefon|funk)?|anruf\w*|rufen sie|ruf (?:uns|mich)|durchwahl",
+    r"erreich\w* (?:\w+ ){0,3}unter",                                                            # de
+    r"portable|appel(?:ez|er|le[zr]?)|joignable|joindre",                                        # fr
+    r"tfno|telf|ll[aá]m\w*|m[óo]vil|celular|contacto|cellulare|chiam\w*|numero verde",              # es, it
+    r"telefone|telem[óo]vel|ligue|ligar|contato|telefoon\w*|bel(?: ons| me)?|bellen|mobiel|gsm",  # pt, nl
+    r"zadzwoń|dzwoń|tlf|volejte|hívj\w*|sunați|τηλ|τηλέφωνο|телефон\w*|тел|звоните|звонить|моб|мобильный",    # pl .. ru
+    r"arayın\w*|هاتف|اتصل|جوال|تلفون|موبايل|फ़ोन|फोन"])
+
+
+def _by_first_letter(alternatives: str) -> str:
+    """The same alternation, grouped by first letter ("t(?:el|...)|p(?:hone|...)"): Python's regex
+    engine tries every branch at every position, so 80 branches cost 3x what 30 groups do."""
+    groups: dict[str, list[str]] = {}
+    depth, cur = 0, ""
+    for ch in alternatives + "|":
+        depth += (ch == "(") - (ch == ")")
+        if ch == "|" and depth == 0:
+            groups.setdefault(cur[0], []).append(cur[1:])
+            cur = ""
+        else:
+            cur += ch
+    return "|".join(f"{first}(?:{'|'.join(rest)})" for first, rest in groups.items())
+
+
+_PHONE_CUE = re.compile(rf"(?i)(?:\b(?:{_by_first_letter(_CUE_WORDS)})\b|电话|手机|热线|传真|联系|咨询|售前|客服|電話|携帯|"
+                        r"전화)[^0-9\n]{0,12}$")
 _PHONE_CUE_AFTER = re.compile(r"[\s,;:(-]{0,3}(?i:tel|phone|fax|mobile|cell|office|home|work)\b")
 _NOT_PHONE_CUE = re.compile(r"(?:\b(?:ISBN(?:-1[03])?|ISSN|PMID|PMC|DIN|ISO|IEC|EN|RFC|Art\.)|"
                             r"(?i:\b(?:arXiv|doi|no\.?|nr\.?|apt\.?|suite|unit|box))|§|N[°º])\s*[:/]?\s*$")
@@ -147,6 +178,16 @@ _DATE = re.compile(rf"(?<![0-9])(?:[0-9]{{4}}[-./]{_MONTH}[-./]{_DAY}|{_DAY}[-./
 # "(030) ", "(06 1) ", "(0-312) ", "8 (301) ", "1 (403) ": an area code in parentheses, after a trunk prefix.
 _AREA_CODE = re.compile(r"^(?:[0-9]{1,2} ?)?\([0-9][0-9 -]{0,5}\) ?")
 _EXT = re.compile(r" ?(?:x|ext\.?) ?[0-9]{1,6}$")
+# Russia's and its neighbours' trunk-8 layout, "8 495 123 45 67": no table or id is grouped 1-3-3-2-2.
+_RU_LAYOUT = re.compile(r"8([ -])[0-9]{3}\1[0-9]{3}\1[0-9]{2}\1[0-9]{2}")
+# A phone noun or a call right before a number ("Tel.: ", "Phone ", "call us on", "llame al"): after
+# it, 5-6 digits are a local number.
+_PHONE_NOUN = re.compile(r"(?i)(?:\b(?:tel|t[ée]l[ée]?(?:phone|fon|fono)|phone|fax|telefone|telefoon|телефон|тел)"
+                         r"\.?\s?:?|\b(?:call|ring|dial)(?: us| me)?(?: on| at)?|\bappelez(?:-nous)? (?:le|au)|"
+                         r"\bll[aá]m\w* al|\bligue(?: para)?|\bbel(?: ons)? op|\bzadzwoń(?: pod numer)?|\bзвоните)\s?$")
+# 2-digit groups of a 6-digit plan ("21 10 77" in the Faroes, "20.18.91" in New Caledonia).
+_PAIRS = re.compile(r"[0-9]{2}([ .-])[0-9]{2}\1[0-9]{2}")
+_LAST_DIGIT = re.compile(r".*[0-9\n]", re.S)
 _CN_MOBILE = re.compile(r"1[3-9][0-9](?:[ -]?[0-9]{4}){2}")
 _NANP = re.compile(r"[0-9]{3}([-. ])[0-9]{3}\1[0-9]{4}")
 
@@ -158,7 +199,7 @@ def _isbn13(digits: str) -> bool:
 
 def national_shape(main: str, digits: str) -> str:
     """PHONE, NOT or UNSURE for a national-format number without cue, extension or area code."""
-    if _CN_MOBILE.fullmatch(main) or _NANP.fullmatch(main):
+    if _CN_MOBILE.fullmatch(main) or _NANP.fullmatch(main) or _RU_LAYOUT.fullmatch(main):
         return PHONE
     if "(" in main or ")" in main:
         return NOT
@@ -201,16 +242,28 @@ def national_shape(main: str, digits: str) -> str:
 
 def phone_ok(cand: str, text: str, start: int, codes: tuple[int, ...] = ()) -> bool:
     """Is `cand`, found at `start` of `text`, a phone number? `codes`: plausible country codes."""
-    main = _EXT.sub("", cand)
+    main = _EXT.sub("", cand).replace("–", "-")
     digits = re.sub(r"[^0-9]", "", main)
-    if not 5 <= len(digits) <= 15 or _DATE.search(main) or _isbn13(digits):
+    # A date shape after a country code is a number ("+687 20.11.63": New Caledonia writes 2-2-2).
+    if not 5 <= len(digits) <= 15 or (_DATE.search(main) and main[0] != "+") or _isbn13(digits):
         return False
     before = text[max(0, start - 32):start]
-    cue = _PHONE_CUE.search(before) or _PHONE_CUE_AFTER.match(text, start + len(cand))
+    # Phone words hold no digit: look for them after the last digit or line break only (the one
+    # kept gives \b its context). In tables that leaves little to search, and the cue list is long.
+    last = _LAST_DIGIT.match(before)
+    tail = before[last.end() - 1:] if last else before
+    cue = _PHONE_CUE.search(tail) or _PHONE_CUE_AFTER.match(text, start + len(cand))
     if not cue and (_NOT_PHONE_CUE.search(before) or _NOT_PHONE_NOUN.search(before)):
         return False
-    if len(digits) < 7:  # small countries' 5-6 digit numbers: with a cue, valid in the page's country
-        return bool(cue) and main[0] != "+" and valid_in(main, codes[:1])
+    if "–" in cand and not (cue or main[0] in "+0("):  # an en dash is a range ("1398–408") unless phone-like
+        return False
+    if len(digits) < 7:  # small countries' 5-6 digit numbers
+        if main[0] == "+" or "(" in main:
+            return False
+        if _PHONE_NOUN.search(tail):  # "Tel. 4 12 34": a local number, whatever the country
+            return True
+        # after a phone word, or in 2-digit pairs, valid in the page's country
+        return bool(cue or _PAIRS.fullmatch(main)) and valid_in(main, codes[:1])
     if main[0] == "+" or main.startswith("00"):
         try:
             number = phonenumbers.parse("+" + (main[2:] if main[0] == "0" else main[1:]))
@@ -218,7 +271,7 @@ def phone_ok(cand: str, text: str, start: int, codes: tuple[int, ...] = ()) -> b
         except phonenumbers.NumberParseException:
             return False
     body = _AREA_CODE.sub("", main)  # an area code in parentheses
-    if len(body) < len(main) or main != cand or cue:  # area code, extension or cue: "030 / 2325 786 -122"
+    if len(body) < len(main) or _EXT.search(cand) or cue:  # area code, extension or cue: "030 / 2325 786 -122"
         return "(" not in body and ")" not in body
     verdict = national_shape(main, digits)
     return verdict == PHONE or (verdict == UNSURE and valid_in(main, codes))
@@ -232,4 +285,9 @@ def find_phones(text: str, codes: tuple[int, ...] = ()) -> list[Span]:
             cand, start = cand[1:], start + 1
         if phone_ok(cand, text, start, codes):
             spans.append((start, start + len(cand)))
+        elif " " in cand:  # two numbers of one line: "021-54098575 54098577" (a second line's digits)
+            head, _, tail = cand.rpartition(" ")
+            last = re.split(r"[ ./–-]", head)[-1]
+            if tail.isdigit() and len(tail) == len(last) >= 6 and phone_ok(head, text, start, codes):
+                spans += [(start, start + len(head)), (start + len(cand) - len(tail), start + len(cand))]
     return spans
