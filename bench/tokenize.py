@@ -1,6 +1,14 @@
-"""Tokenize-and-write: gristmill's tokenize_shard against raw HF `tokenizers`, side by side.
+"""Tokenize-and-write: gristmill's tokenize_shard against raw HF `tokenizers`, side by side;
+and (--blend N) the driver's cost of the blended index, whole arrays against streamed chunks.
 
     .venv/bin/python bench/tokenize.py [--pages 150] [--mb 4] [--repeats 5] [--threads 1]
+    .venv/bin/python bench/tokenize.py --blend 10000000
+
+--blend N: N samples over GPT-3's five sources (weights 0.60/0.22/0.08/0.08/0.03, windows 1.5x
+the samples each source takes, so all subsample). "whole" builds both index arrays at once with
+numpy permutations of every source's windows and np.save's them (the method before the index
+was streamed); "streamed" is pipeline.shards.write_blend over pipeline.blend.blend_chunks.
+Peak traced memory (tracemalloc: numpy reports its buffers) and seconds, side by side.
 
 Input: trafilatura's extracted text of real pages from ../shared/corpus/pages/trafilatura
 (mostly German) plus the five Chinese pages in ../shared/seeds, repeated to about --mb MB,
@@ -49,13 +57,64 @@ def load_texts(pages: int, megabytes: float) -> list[str]:
     return texts * max(1, round(megabytes * 1e6 / size))
 
 
+def bench_blend(n: int) -> None:
+    import tracemalloc
+    import zlib
+
+    import numpy as np
+
+    from pipeline.blend import blend_chunks, blend_order, index_dtypes
+    from pipeline.shards import write_blend
+
+    weights = [0.60, 0.22, 0.08, 0.08, 0.03]
+    names = ["CommonCrawl", "WebText2", "Books1", "Books2", "Wikipedia"]
+    counts = [int(w * n) for w in weights]
+    counts[0] += n - sum(counts)
+    windows = [c * 3 // 2 for c in counts]
+
+    def whole(out: Path) -> None:
+        src = blend_order(counts)
+        sample = np.empty(n, dtype=np.uint32)
+        for i, (c, w, name) in enumerate(zip(counts, windows, names, strict=True)):
+            rng = np.random.default_rng([1234, zlib.crc32(name.encode())])
+            sample[src == i] = rng.permutation(w).astype(np.uint32)[:c]
+        np.save(out / "source_index.npy", src)
+        np.save(out / "sample_index.npy", sample)
+
+    def streamed(out: Path) -> None:
+        write_blend(out, blend_chunks(counts, windows, names, 1234), n, *index_dtypes(5, max(windows)))
+
+    print(f"blend: {n:,} samples, 5 sources (GPT-3 weights), index files "
+          f"{n * 5 / 1e6:.0f} MB")
+    print(f"{'method':<10} {'seconds':>8} {'peak traced MB':>15}")
+    shas = {}
+    for name, fn in (("whole", whole), ("streamed", streamed)):
+        with tempfile.TemporaryDirectory() as tmp:  # timed without tracemalloc: it slows the loop ~15x
+            t0 = time.perf_counter()
+            fn(Path(tmp))
+            dt = time.perf_counter() - t0
+            shas[name] = (Path(tmp) / "source_index.npy").read_bytes() if name == "whole" else \
+                (Path(tmp) / "blend" / "source_index.npy").read_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            tracemalloc.start()
+            fn(Path(tmp))
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        print(f"{name:<10} {dt:8.2f} {peak:15.1f}")
+    print(f"source_index.npy identical: {shas['whole'] == shas['streamed']} (same greedy, same bytes)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blend", type=int, default=0, help="measure the blended index of N samples instead")
     ap.add_argument("--pages", type=int, default=150)
     ap.add_argument("--mb", type=float, default=4.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="tokenizers threads; 0: its default (all cores)")
     args = ap.parse_args()
+    if args.blend:
+        bench_blend(args.blend)
+        return
     if args.threads > 0:
         import os
 

@@ -13,8 +13,8 @@ Two orders make the index (pipeline/shards.py describes the files):
   computed from (seed, source, e, i) alone, so no permutation array of all windows is held.
 
 `blend_chunks` yields (source_index, sample_index) chunks of at most `chunk` samples: the
-driver holds one chunk (about chunk x 20 bytes with temporaries; 1 M samples: ~20 MB) and one
-integer per source, whatever the corpus size. Before this module it held both whole arrays
+driver holds one chunk (its temporaries: ~60 bytes a sample, 262,144 samples: ~15 MB) and a few
+integers per source, whatever the corpus size (bench/tokenize.py --blend measures it). Before this module it held both whole arrays
 (samples x 5-9 bytes) plus a permutation of every source's windows (windows x 4-8 bytes).
 The greedy loop runs in Python at about 1 M samples/s: 5e8 samples (1e12 tokens of 2,048) take
 ~8 minutes in the driver, streamed to storage as they come.
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18  # samples per chunk: ~15 MB of temporaries in the driver
 _ROUNDS = 6
 _M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 
@@ -97,13 +97,12 @@ class WindowOrder:
 
     def _permute(self, x: np.ndarray, epochs: np.ndarray) -> np.ndarray:
         mask, shift = np.uint64((1 << self.half) - 1), np.uint64(self.half)
-        keys = [self._keys(epochs, r) for r in range(_ROUNDS)]
         y = x.copy()
         todo = np.arange(len(y))
         while len(todo):  # cycle walking: re-encrypt what fell outside [0, n)
-            left, right = y[todo] >> shift, y[todo] & mask
-            for k in keys:
-                left, right = right, left ^ (_mix(right ^ k[todo]) & mask)
+            left, right, ep = y[todo] >> shift, y[todo] & mask, epochs[todo]
+            for r in range(_ROUNDS):  # round keys made one at a time: memory stays ~6 arrays
+                left, right = right, left ^ (_mix(right ^ self._keys(ep, r)) & mask)
             y[todo] = (left << shift) | right
             todo = todo[y[todo] >= np.uint64(self.n)]
         return y

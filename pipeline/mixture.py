@@ -20,7 +20,7 @@ weight * k.
 
 What the driver holds as the corpus grows: one `shards` row per file written (token shards and
 Megatron parts, a few hundred bytes each), a few integers per source, and one chunk of the
-blended index (pipeline/blend.py: 1 M samples, ~20 MB), streamed to storage chunk by chunk; no
+blended index (pipeline/blend.py: 262,144 samples, ~15 MB), streamed to storage chunk by chunk; no
 token and no whole index array (before: samples x 5-9 bytes plus every source's window
 permutation). The Megatron export is written by the tokenize tasks (pipeline/megatron.py);
 here only the weighted list of their parts is written: tokens/megatron/data_args.txt.
