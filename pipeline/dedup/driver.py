@@ -97,35 +97,7 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
     with _Phase(res, "signatures") as ph:
         ph.done(map_fn(signature_task, [SignatureTask(i, p, sig[i], params, P) for i, p in enumerate(paths)]))
 
-    with _Phase(res, "buckets") as ph:
-        near_groups = [b * P + p for b in range(params.bands) for p in range(P)] if config.near else []
-        exact_groups = [params.bands * P + p for p in range(P)] if config.exact else []
-        bk = {g: at("buckets", f"{g:06d}.bin") for g in near_groups + exact_groups}
-        ph.done(map_fn(bucket_task, [BucketTask(g, g in exact_groups, sig, bk[g], config.bucket_all_pairs, P)
-                                     for g in near_groups + exact_groups]))
-
-    verified: tuple[str, ...] = ()
-    with _Phase(res, "verify") as ph:
-        if near_groups:
-            pr = tuple(at("verify", f"pairs-{q:05d}.bin") for q in range(P))
-            outs = ph.done(map_fn(pair_task, [PairTask(q, tuple(bk[g] for g in near_groups), pr[q], n_shards, P,
-                                                       config.verify) for q in range(P)]))
-            res.candidate_pairs = sum(o["candidates"] for o in outs)
-            verified = pr
-            if config.verify:
-                sh = tuple(at("verify", f"shingles-{s:05d}.bin") for s in range(n_shards))
-                ph.done(map_fn(shingle_task, [ShingleTask(s, paths[s], pr, sh[s], params) for s in range(n_shards)]))
-                jc = tuple(at("verify", f"jaccard-{q:05d}.bin") for q in range(P))
-                outs = ph.done(map_fn(jaccard_task, [JaccardTask(q, pr[q], sh, jc[q], n_shards, P, config.threshold)
-                                                     for q in range(P)]))
-                verified = jc
-            res.verified_pairs = sum(o["verified"] for o in outs)
-
-    with _Phase(res, "components") as ph:
-        sources = (tuple((bk[g], 0) for g in exact_groups) + tuple((s, G) for s in sig)
-                   + tuple((v, 0) for v in verified))
-        final, res.rounds = run_components(sources, at("components"), P, map_fn, config.max_rounds,
-                                           on_round=lambda r, outs, changed: ph.done(outs))
+    final = link(res, sig, paths, config, map_fn, work)
 
     with _Phase(res, "assign") as ph:
         mb = tuple(at("assign", f"members-{p:05d}.bin") for p in range(P))
@@ -147,3 +119,49 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
         for name in SCRATCH:
             storage.rmtree(at(name))
     return res
+
+
+def link(res: DedupResult, sig: tuple[str, ...], paths: tuple[str, ...], config: DedupConfig, map_fn: MapFn,
+         work: str) -> tuple[str, ...]:
+    """Buckets, verification and connected components, from the signature objects `sig` (one per
+    shard, in shard order) to the last round's edge objects: every clustered document x as an edge
+    (smallest document of its cluster, x) in x's partition. bench/dedup_scale.py starts here."""
+    P, n_shards = res.partitions, len(sig)
+    bands = res.bands
+    G = (bands + 1) * P
+
+    def at(*parts: str) -> str:
+        return storage.join(work, *parts)
+
+    with _Phase(res, "buckets") as ph:
+        near_groups = [b * P + p for b in range(bands) for p in range(P)] if config.near else []
+        exact_groups = [bands * P + p for p in range(P)] if config.exact else []
+        bk = {g: at("buckets", f"{g:06d}.bin") for g in near_groups + exact_groups}
+        ph.done(map_fn(bucket_task, [BucketTask(g, g in exact_groups, sig, bk[g], config.bucket_all_pairs, P)
+                                     for g in near_groups + exact_groups]))
+
+    verified: tuple[str, ...] = ()
+    with _Phase(res, "verify") as ph:
+        if near_groups:
+            pr = tuple(at("verify", f"pairs-{q:05d}.bin") for q in range(P))
+            outs = ph.done(map_fn(pair_task, [PairTask(q, tuple(bk[g] for g in near_groups), pr[q], n_shards, P,
+                                                       config.verify) for q in range(P)]))
+            res.candidate_pairs = sum(o["candidates"] for o in outs)
+            verified = pr
+            if config.verify:
+                params = config.sig_params()
+                sh = tuple(at("verify", f"shingles-{s:05d}.bin") for s in range(n_shards))
+                ph.done(map_fn(shingle_task, [ShingleTask(s, paths[s], pr, sh[s], params) for s in range(n_shards)]))
+                jc = tuple(at("verify", f"jaccard-{q:05d}.bin") for q in range(P))
+                outs = ph.done(map_fn(jaccard_task, [JaccardTask(q, pr[q], sh, jc[q], n_shards, P, config.threshold)
+                                                     for q in range(P)]))
+                verified = jc
+            res.verified_pairs = sum(o["verified"] for o in outs)
+
+    with _Phase(res, "components") as ph:
+        # Round 0 reads the exact stars, each shard's in-shard exact edges and the verified forests.
+        sources = (tuple((bk[g], 0) for g in exact_groups) + tuple((s, G) for s in sig)
+                   + tuple((v, 0) for v in verified))
+        final, res.rounds = run_components(sources, at("components"), P, map_fn, config.max_rounds,
+                                           on_round=lambda r, outs, changed: ph.done(outs))
+    return final

@@ -53,22 +53,20 @@ def count_rows(url: str) -> int:
 def signature_task(t: SignatureTask) -> dict[str, Any]:
     reset_counters()
     t0 = time.perf_counter()
-    p, n_parts = t.params, t.partitions
+    p = t.params
     pf = storage.parquet_file(t.path)
     names = set(pf.schema_arrow.names)
     check_columns(t.path, names, ("doc_id", "text"))
     cols = [c for c in ("text", "language") if c in names]
     hasher = MinHasher(p.bands * p.rows, p.seed) if p.near else None
     shingler = p.shingler()
-    hashes: list[np.ndarray] = []
-    keys: list[np.ndarray] = []
-    exacts: list[np.ndarray] = []
-    groups: list[np.ndarray] = []
-    row_exact: list[np.ndarray] = []
-    first_of: dict[int, int] = {}          # exact hash -> key of its first copy in this shard
-    dup_u: list[int] = []
-    dup_v: list[int] = []
-    row = signed = 0
+    keys_l: list[np.ndarray] = []
+    exact_l: list[np.ndarray] = []
+    first_l: list[np.ndarray] = []
+    signed_l: list[np.ndarray] = []
+    bands_l: list[np.ndarray] = []
+    first_of: set[int] = set()          # exact hashes seen in this shard
+    row = 0
     for batch in pf.iter_batches(batch_size=p.batch_size, columns=cols):
         texts = batch.column("text").to_pylist()
         langs = batch.column("language").to_pylist() if "language" in cols else None
@@ -77,46 +75,72 @@ def signature_task(t: SignatureTask) -> dict[str, Any]:
         norm = [normalize_text(x) for x in texts]
         if p.exact:
             ex = np.fromiter((exact_hash(n) for n in norm), np.uint64, len(norm))
-            first = []
-            for i, (h, k) in enumerate(zip(ex.tolist(), doc_keys.tolist())):
-                if h in first_of:
-                    dup_u.append(first_of[h])
-                    dup_v.append(k)
-                else:
-                    first_of[h] = k
-                    first.append(i)
-            sel = np.array(first, np.int64)
-            hashes.append(ex[sel])
-            keys.append(doc_keys[sel])
-            exacts.append(ex[sel])
-            groups.append(p.bands * n_parts + (ex[sel] % np.uint64(n_parts)).astype(np.int64))
+            first = np.zeros(len(norm), bool)
+            for i, h in enumerate(ex.tolist()):
+                if h not in first_of:
+                    first_of.add(h)
+                    first[i] = True
         else:
             # No exact pass: every document is its own "text", so no bucket collapses two of them.
-            ex = doc_keys.copy()
-            sel = np.arange(len(norm))
-        row_exact.append(ex)
+            ex, first = doc_keys.copy(), np.ones(len(norm), bool)
+        keys_l.append(doc_keys)
+        exact_l.append(ex)
+        first_l.append(first)
+        sel = np.flatnonzero(first)
         if hasher is None or len(sel) == 0:
             continue
         sh_keys, offsets = shingler.batch([norm[i] for i in sel], [langs[i] for i in sel] if langs else None,
                                           normalized=True)
         sig, docs = hasher.signatures(sh_keys, offsets)
-        signed += len(docs)
-        bh = band_hashes(sig, p.bands, p.rows, p.seed)
-        dk, de = doc_keys[sel[docs]], ex[sel[docs]]
-        for b in range(p.bands):
-            hashes.append(bh[:, b])
-            keys.append(dk)
-            exacts.append(de)
-            groups.append(b * n_parts + (bh[:, b] % np.uint64(n_parts)).astype(np.int64))
-    n_groups = (p.bands + 1) * n_parts
+        signed_l.append(doc_keys[sel[docs]])
+        bands_l.append(band_hashes(sig, p.bands, p.rows, p.seed))
+    cat = np.concatenate
+    keys = cat(keys_l) if keys_l else np.zeros(0, np.uint64)
+    exact = cat(exact_l) if exact_l else np.zeros(0, np.uint64)
+    first = cat(first_l) if first_l else np.zeros(0, bool)
+    signed = cat(signed_l) if signed_l else np.zeros(0, np.uint64)
+    bh = cat(bands_l) if bands_l else np.zeros((0, p.bands), np.uint64)
+    stats = pack(t.out, keys, exact, first, signed, bh, t.partitions, p.bands, p.exact)
+    return task_stats(t0, docs=row, signed=len(signed), **stats)
+
+
+def pack(out: str, keys: np.ndarray, exact: np.ndarray, first: np.ndarray, signed: np.ndarray,
+         bands: np.ndarray, n_parts: int, n_bands: int, with_exact: bool) -> dict[str, int]:
+    """Write one shard's signature object (layout in the module docstring).
+
+    keys, exact, first: every document of the shard in row order, its exact hash, and whether it is
+    the first copy of its text in the shard; signed, bands: the keys of the signed documents (first
+    copies with at least one shingle) and their band hashes [docs, n_bands]. bench/dedup_scale.py
+    writes synthetic band tables through this same function.
+    """
+    hashes, rec_keys, exacts, groups = [], [], [], []
+    if with_exact:
+        hashes.append(exact[first])
+        rec_keys.append(keys[first])
+        exacts.append(exact[first])
+        groups.append(n_bands * n_parts + (exact[first] % np.uint64(n_parts)).astype(np.int64))
+    signed_exact = exact[np.searchsorted(keys, signed)] if len(signed) else np.zeros(0, np.uint64)
+    for b in range(n_bands if len(signed) else 0):
+        hashes.append(bands[:, b])
+        rec_keys.append(signed)
+        exacts.append(signed_exact)
+        groups.append(b * n_parts + (bands[:, b] % np.uint64(n_parts)).astype(np.int64))
+    n_groups = (n_bands + 1) * n_parts
     group = np.concatenate(groups) if groups else np.zeros(0, np.int64)
     order = np.argsort(group, kind="stable")
     records = np.empty(len(order), RECORD)
-    for name, parts in (("h", hashes), ("k", keys), ("e", exacts)):
+    for name, parts in (("h", hashes), ("k", rec_keys), ("e", exacts)):
         if parts:
             records[name] = np.concatenate(parts)[order]
     bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
-    local = edge_parts(edges(np.array(dup_u, np.uint64), np.array(dup_v, np.uint64)), n_parts)
-    exact_rows = np.concatenate(row_exact) if row_exact else np.zeros(0, np.uint64)
-    size = write_parts(t.out, [records[bounds[g]: bounds[g + 1]] for g in range(n_groups)] + local + [exact_rows])
-    return task_stats(t0, docs=row, signed=signed, records=len(records), local_exact_edges=len(dup_u), bytes=size)
+    # Later copies in this shard: an edge to the first copy of their text.
+    dup = ~first
+    if dup.any():
+        uniq, idx = np.unique(exact, return_index=True)   # the first row of each exact hash
+        first_key = keys[idx][np.searchsorted(uniq, exact[dup])]
+        local = edges(first_key, keys[dup])
+    else:
+        local = edges(np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    size = write_parts(out, [records[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
+                       + edge_parts(local, n_parts) + [exact])
+    return {"records": len(records), "local_exact_edges": len(local), "bytes": size}
