@@ -162,7 +162,8 @@ def main() -> None:
     tune = harness("tune")[0]
     before = {(rev, p): harness(p, lambda t, language=None, url=None, m=m: m.detect(t, language=language, url=url))[0]
               for rev, m in olds.items() if "url" in inspect.signature(m.detect).parameters for p in PARTS}
-    lines += [f"Phones before and after (scrubber at `{rev}` vs now), all labels / fair labels only:", "",
+    revs = ", ".join(f"`{rev}`" for rev in olds if (rev, "fresh") in before)
+    lines += [f"Phones before and after (the scrubber at {revs} and now), all labels and fair labels only:", "",
               "| part | scrubber | gold | recall | precision | fair gold | fair recall | fair precision |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     now = {"tune": tune, **{p: res[p][0] for p in ("heldout", "fresh")}}
@@ -221,7 +222,7 @@ def main() -> None:
               "time: a dozen other jobs shared the machine's 2 cores). Compare the ratios.", "",
               "| docs | MB | gristmill now (7 types + regions) | " + " | ".join(f"at `{r}`" for r in revs)
               + " | datatrove PIIFormatter (e-mail + IPv4) | " + " | ".join(f"now / `{r}`" for r in revs)
-              + " | now / datatrove |", "|" + " ---: |" * (4 + 2 * len(revs)),
+              + " | now / datatrove |", "|" + " ---: |" * (5 + 2 * len(revs)),
               f"| {len(docs)} | {mb:.1f} | " + " | ".join(f"{r:,.0f}" for r in rates) + " | "
               + " | ".join(f"{rates[0] / r:.2f}" for r in rates[1:]) + " |", ""]
     print(lines[-2])

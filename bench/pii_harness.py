@@ -45,10 +45,20 @@ def _overlaps(a: int, b: int, s: int, e: int) -> bool:
     return a < e and s < b
 
 
+def miss_class(value: str, fair: bool) -> str:
+    """What kind of phone label was missed (for the report; never the value)."""
+    if not fair:
+        return "not a valid number (the rule excludes it)"
+    if any(ch.isdigit() and not "0" <= ch <= "9" for ch in value):  # Bengali, Arabic-Indic ... digits
+        return "valid, in non-ASCII digits"
+    return "valid, 4-6 digits" if len(re.sub(r"[^0-9]", "", value)) < 7 else "valid, 7+ digits"
+
+
 def harness(split: str, detector=None) -> tuple[dict, dict, dict, Counter]:
     """Per type, per (type, label) and per look-alike kind counts on one part of bench/pii_sets.py.
 
-    Counters: gold, found, detected, tp; for phones also fair_gold, fair_found, fair_detected, fair_tp.
+    Counters: gold, found, detected, tp; for phones also fair_gold, fair_found, fair_detected, fair_tp,
+    and "miss: <class>" per missed phone label (`miss_class`).
     `detector`: another `detect(text, language=, url=)` (an older scrubber), by default today's.
     """
     from bench.pii_sets import build
@@ -69,6 +79,8 @@ def harness(split: str, detector=None) -> tuple[dict, dict, dict, Counter]:
                 c["found"] += hit
                 c["fair_gold"] += ok
                 c["fair_found"] += ok and hit
+            if t == "phone" and not hit:
+                per_type[t]["miss: " + miss_class(r.text[s:e], ok)] += 1
         for a, b, k in found:
             mine = [ok for (s, e, t, _), ok in zip(r.spans, fair, strict=True) if t == k and _overlaps(a, b, s, e)]
             c = per_type[k]
@@ -120,6 +132,8 @@ def report(parts: tuple[str, ...]) -> tuple[list[str], dict[str, dict]]:
     for p in parts:
         per_type, _, negatives, fp_shapes = res[p]
         out += [f"### Part `{p}`", ""] + type_table(per_type, targets=True)
+        misses = sorted((k[6:], v) for k, v in per_type["phone"].items() if k.startswith("miss: "))
+        out += ["", "Phone labels missed, by kind: " + "; ".join(f"{k}: {v}" for k, v in misses)]
         if fp_shapes:
             out += ["", "False positives by shape: " + ", ".join(f"`{k}` x{v}" for k, v in fp_shapes.most_common())]
         hits = {kind: ", ".join(f"{k} {v}" for k, v in c.items() if k != "n" and v) or "none"

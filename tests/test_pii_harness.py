@@ -2,7 +2,7 @@
 harness, every span on real pages reviewed, and the planted values of a whole pipeline run.
 
 The harness (bench/pii_sets.py) is built from Faker and libphonenumber, offline and seeded; the
-rules were chosen on its "tune" part and these tests read its "heldout" part.
+rules were chosen on its "tune" part and these tests read its "heldout" and "fresh" parts.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ sys.path.insert(0, str(REPO))  # bench.* as a namespace package (never bench/ it
 
 
 @pytest.mark.parametrize("text,language,url,found", [
-    # 3-3-3 groups read as thousands; in Poland they are a mobile number.
-    ("Zadzwoń pod numer 512 345 678 w dni robocze.", "pl", "https://firma.example.pl/kontakt", True),
-    ("Zadzwoń pod numer 512 345 678 w dni robocze.", "en", "https://example.com/", False),
+    # 3-3-3 groups read as thousands; in Poland they are a mobile number. (No phone word: after
+    # "Zadzwoń" (call) they are a phone anywhere, see the next test.)
+    ("Numer 512 345 678 w dni robocze.", "pl", "https://firma.example.pl/kontakt", True),
+    ("Numer 512 345 678 w dni robocze.", "en", "https://example.com/", False),
     ("Population 512 345 678 (est.)", "en", "https://example.com/", False),
     # the country from a "+CC" number elsewhere on the page
     ("Head office +48 22 123 45 67. Sales 512 345 679.", "en", "https://example.com/", True),
@@ -38,6 +39,48 @@ sys.path.insert(0, str(REPO))  # bench.* as a namespace package (never bench/ it
 def test_national_phones_are_found_in_the_pages_region(text, language, url, found):
     national = [text[s:e] for s, e, t in detect(text, language=language, url=url) if text[s] != "+"]
     assert len(national) == found, national
+
+
+# Issue 14, second round: phone words and calls in more languages, local numbers right after a
+# phone noun or a call, 2-digit pairs of small plans, the trunk-8 layout, en dashes, two numbers
+# on one line; and the real-page look-alikes those rules must leave (page ranges, times).
+@pytest.mark.parametrize("text,language,url,phones", [
+    ("Reach me at 512 345 678 any time.", "en", "https://example.com/", ["512 345 678"]),
+    ("Sie erreichen uns unter 512 345 678 werktags.", "de", "https://example.com/", ["512 345 678"]),
+    ("Bel ons op 512 345 678 voor een afspraak.", "nl", "https://example.com/", ["512 345 678"]),
+    ("Llámenos al 512 345 678 de 9 a 18 h.", "en", "https://example.com/", ["512 345 678"]),
+    ("For bookings ring 512 345 678.", "en", "https://example.com/", ["512 345 678"]),
+    ("Phone: 22557", "en", "https://example.com/", ["22557"]),
+    ("Call us on 21 306 between 9 and 5.", "en", "https://example.com/", ["21 306"]),
+    ("Postcode 22557, a quiet district.", "en", "https://example.com/", []),
+    ("Kontakt: 10115 Berlin", "de", "https://example.de/", []),  # a cue, but no valid German number
+    ("Questions? 21 10 77 (Mon-Fri)", "en", "https://www.example.fo/", ["21 10 77"]),  # the Faroes: 6 digits
+    ("Questions? 21 10 77 (Mon-Fri)", "en", "https://www.example.com/", []),
+    ("Standard : +687 20.11.63", "fr", "https://example.com/", ["+687 20.11.63"]),  # a date shape after +CC
+    ("Le 20.11.63 il est né.", "fr", "https://example.com/", []),
+    ("Questions? 8 495 123 45 67 (Mon-Fri)", "en", "https://example.com/", ["8 495 123 45 67"]),
+    ("Kundenhotline: 01805 – 4444", "de", "https://example.de/", ["01805 – 4444"]),
+    ("Tel: +49 (0)40-30030–1000", "de", "https://example.de/", ["+49 (0)40-30030–1000"]),
+    ("电话：021-64098575 64098577 传真", "zh", None, ["021-64098575", "64098577"]),
+    ("Dienstzeugnis S. 299 – 301 5 Auflösung", "de", "https://example.at/", []),
+    ("Clin Exp Allergy. 2001;31(9):1398–408.", "en", "https://example.com/", []),
+    ("Anwendung in der E-Mobilität X X 173-175 13 AMA", "de", "https://example.at/", []),
+    ("Zeit und Ort: 15.00 – 16.45 bei revamp-it", "de", "https://example.ch/", []),
+])
+def test_phone_words_short_numbers_dashes_and_joined_numbers(text, language, url, phones):
+    assert [text[s:e] for s, e, t in detect(text, language=language, url=url) if t == "phone"] == phones
+
+
+def test_the_label_rule_keeps_valid_numbers_of_any_region_and_drops_fakers_non_numbers():
+    pytest.importorskip("faker", reason="the harness needs faker (pip install -e '.[test]')")
+    from bench.pii_harness import fair_phone, miss_class
+
+    assert fair_phone("+1-780-563-6083x7783", "US")  # Canadian, from Faker's en_US: a number all the same
+    assert fair_phone("030 901820", "DE") and fair_phone("০১৮৩৪-৪৬১২৫৪", "BD")  # Bengali digits parse
+    assert not fair_phone("+54 9 3648 5260", "AR")  # Faker's es_AR mobile: 8 digits where 10 belong
+    assert not fair_phone("+11(9)5014366979", "MX") and not fair_phone("not a number", "DE")
+    assert miss_class("+54 9 3648 5260", False).startswith("not a valid")
+    assert miss_class("22557", True) == "valid, 4-6 digits" and miss_class("০১৮৩৪-৪৬১২৫৪", True).endswith("digits")
 
 
 def test_plausible_regions_come_from_tld_valid_plus_numbers_and_language():
@@ -62,19 +105,24 @@ def test_stage_uses_document_language_and_url():
 
 def _per_type(split: str) -> dict:
     pytest.importorskip("faker", reason="the harness needs faker (pip install -e '.[test]')")
-    from bench.pii import harness
+    from bench.pii_harness import harness
 
     return harness(split)
 
 
-def test_heldout_harness_recall_and_precision_per_type():
-    per_type, per_label, negatives, _ = _per_type("heldout")
-    rec = {t: c["found"] / c["gold"] for t, c in per_type.items()}
-    prec = {t: c["tp"] / c["detected"] for t, c in per_type.items()}
+# bench/results/pii.md: heldout 0.977 (fair labels 0.982), fresh 0.958 (fair 0.969), precision 1.000.
+@pytest.mark.parametrize("split,phone_recall,fair_recall", [("heldout", 0.97, 0.975), ("fresh", 0.95, 0.96)])
+def test_harness_recall_and_precision_per_type(split, phone_recall, fair_recall):
+    per_type, per_label, negatives, _ = _per_type(split)
+    rec = {t: c["found"] / c["gold"] for t, c in per_type.items() if c["gold"]}
+    prec = {t: c["tp"] / c["detected"] for t, c in per_type.items() if c["detected"]}
     assert min(rec[t] for t in ("email", "credit_card", "iban", "national_id", "ip")) >= 0.99, rec
-    assert rec["phone"] >= 0.93 and prec["phone"] >= 0.99, (rec, prec)  # bench/results/pii.md: 0.944 / 1.000
+    phone = per_type["phone"]
+    assert rec["phone"] >= phone_recall and prec["phone"] >= 0.99, (rec, prec)
+    assert phone["fair_found"] / phone["fair_gold"] >= fair_recall, phone
+    assert phone["fair_gold"] < phone["gold"]  # the rule excludes some of Faker's strings, and only some
     assert all(c["found"] == c["gold"] for (t, _), c in per_label.items() if t == "credit_card")
-    assert all(set(c) == {"n"} for c in negatives.values()), negatives  # no look-alike replaced
+    assert not any(v for c in negatives.values() for k, v in c.items() if k != "n"), negatives  # none replaced
 
 
 def test_every_replaced_span_on_real_pages_is_reviewed_and_precise():
