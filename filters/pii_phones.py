@@ -1,11 +1,18 @@
 """Phone numbers: international ones by libphonenumber, national ones by shape or by region.
 
 Candidates are 5 to 15 digits in a phone's shape (single separators, "+" or "(" first, an
-optional extension) that neither start nor end inside a longer run of numbers. Then:
+optional extension) that neither start nor end inside a longer run of numbers; an en dash
+separates groups only in a number that starts with "+", 0 or "(" or follows a phone word
+(elsewhere it is a range, "S. 299 – 301"). Two numbers of one line ("021-54098575 54098577")
+are two. Then:
 - "+49 ..." / "0049 ...": libphonenumber (`phonenumbers`) checks the length for the country.
+- 5-6 digits (small plans: the Faroes, Tuvalu, St Helena): right after a phone noun or a call
+  ("Tel.: 22557", "call us on 21 306"); or after another phone word, or in 2-digit pairs, when
+  valid in the page's first plausible country.
 - National formats are sorted three ways. PHONE by shape: an area code in parentheses, an
-  extension, a "Tel"/"电话" cue, a trunk 0 and 8+ digits, NANP 3-3-4 groups, a Chinese mobile,
-  four or more even groups. NOT a phone: dates, ranges ("1939-1945", "225-230"), year lists,
+  extension, a phone word before it ("Tel", "ring", "bel ons op", "zadzwoń", "电话": ~20
+  languages), a trunk 0 and 8+ digits, NANP 3-3-4 groups, a Chinese mobile, the trunk-8 layout
+  "8 495 123 45 67", four or more even groups. NOT a phone: dates, ranges ("1939-1945", "225-230"), year lists,
   calendar rows and table headers (arithmetic sequences), decimals and dotted thousands, SSN
   shapes, a house number before a postcode, ISBN/ISSN/PMID/DIN and "No." before it. UNSURE:
   everything else (space-thousands "413 228 297", "030/1234567", bare digit runs, 3-group
