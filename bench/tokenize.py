@@ -19,7 +19,8 @@ written as one curated parquet shard (the lead's finalize output format).
   raw_fast    the same with encode_batch_fast (no offsets), the stricter floor
   gristmill   pipeline.tokens.tokenize_shard: read the parquet, assign sources, encode
               (encode_batch_fast), flatten ids into numpy, insert end-of-text, write the
-              shard atomically with sha256 and the JSON sidecar
+              shard atomically with sha256 and the JSON sidecar, and the task's own
+              Megatron .bin/.idx part
 
 Each is timed --repeats times, interleaved, best run kept (other work shares this machine's
 cores). Ratio = raw time / gristmill time (>= 0.9 means <= 10 % overhead). --threads sets
