@@ -223,7 +223,8 @@ class QualityConfig:
     c4_javascript: bool = True
     c4_policy: bool = True
     # Threshold overrides per ISO 639-1 code, over DEFAULTS and LANGUAGE_DEFAULTS, e.g.
-    # [quality.languages.de] max_avg_word_length = 15. A negative value turns a rule off.
+    # [quality.languages.de] max_avg_word_length = 15; "*" applies to every language (under a
+    # language's own overrides). A negative value turns a rule off.
     languages: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     # Stop-word lists per language, replacing the shipped ones; an empty list skips the rule.
     stop_words: dict[str, list[str]] = dataclasses.field(default_factory=dict)
@@ -233,8 +234,8 @@ class QualityConfig:
     def validate(self) -> None:
         valid = sorted(DEFAULTS)
         for lang, overrides in self.languages.items():
-            if not re.fullmatch(r"[a-z]{2,3}", lang):
-                raise ValueError(f"languages: {lang!r} is not an ISO 639 code such as 'en' or 'zh'")
+            if lang != "*" and not re.fullmatch(r"[a-z]{2,3}", lang):
+                raise ValueError(f"languages: {lang!r} is not an ISO 639 code such as 'en' or 'zh', nor '*'")
             for key, value in overrides.items():
                 if key not in DEFAULTS:
                     raise ValueError(f"languages.{lang}: unknown threshold {key!r}; valid thresholds: {valid}")
@@ -277,7 +278,9 @@ class QualityFilter(Filter):
         without their own defaults get FineWeb's English thresholds."""
         lang = language or self.config.default_language
         if lang not in self._profiles:
-            th = {**DEFAULTS, **LANGUAGE_DEFAULTS.get(lang, {}), **self.config.languages.get(lang, {})}
+            # "*": overrides for every language (a source kind's defaults), under the language's own.
+            th = {**DEFAULTS, **LANGUAGE_DEFAULTS.get(lang, {}), **self.config.languages.get("*", {}),
+                  **self.config.languages.get(lang, {})}
             if lang in self.config.stop_words:
                 stop = frozenset(self.config.stop_words[lang]) or None
             else:

@@ -71,10 +71,35 @@ class PipelineConfig:
     max_retries: int = 3
 
 
-# Defaults per source kind, between the code's defaults and the user's [section] values. Web rules
-# gut clean text: measured on real Gutenberg novels and Wikipedia articles (bench/readers.py,
-# bench/results/readers.md). Filled from those measurements; a kind not listed uses the web defaults.
-KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
+# Defaults per source kind, between the code's defaults and the user's [section] values (merged
+# key by key, tables included). Web rules gut clean text; measured with bench/kind_rules.py on real
+# Gutenberg novels and Wikipedia articles (bench/results/readers.md), tuned on part, checked on the
+# rest. Book chunks: the web defaults drop 47 of 105 (tuning) and 37 of 38 (held-out novel), mostly
+# gopher_below_alpha_threshold (punctuation-heavy dialogue) and fineweb_line_punct_ratio (lines
+# wrapped at 70 columns); whole books also hit the 100k-word cap and the curly-bracket rule
+# (footnote marks); with these: 0 and 0. Wikipedia: 19 of 50 and 6 of 19 (lists, short stubs,
+# few C4 "sentences"); with these: 8 and 1 (what is left are stubs and list pages). A kind not
+# listed here (web: WARC, JSONL, Parquet) keeps the web defaults.
+KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "books": {
+        "length": {"max_chars": 30_000_000},
+        "quality": {"remove_lines": False, "c4_curly_bracket": False,
+                    "languages": {"*": {"max_doc_words": -1, "line_punct_thr": -1, "min_alpha_words_ratio": 0.7}}},
+    },
+    "wiki": {
+        "quality": {"remove_lines": False,
+                    "languages": {"*": {"c4_min_sentences": 2, "min_doc_words": 30, "min_alpha_words_ratio": 0.65}}},
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, tables merged key by key (a user's [quality.languages.de] does
+    not erase a kind's [quality.languages."*"])."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +164,7 @@ class Config:
             if section not in sections or section == "pipeline":
                 raise ConfigError(f"{where}: unknown key or section '{section}'; valid: kind, stages, and "
                                   f"the stage/reader sections {sorted(k for k in sections if k != 'pipeline')}")
-            values = {**kind_defaults.get(section, {}), **self.raw.get(section, {}), **coll.get(section, {})}
+            values = _merge(_merge(kind_defaults.get(section, {}), self.raw.get(section, {})), coll.get(section, {}))
             sections[section] = build_section(section, values, f"{where}.{section}" if section in coll else where)
         sections["pipeline"] = dataclasses.replace(self.pipeline, stages=tuple(stages))
         return CollectionPlan(name, fmt, kind, Config(sections=sections, source=self.source, raw={}))

@@ -72,7 +72,9 @@ class Executor:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             # Workers must import `pipeline`/`filters` from this checkout whatever their cwd.
             path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=self.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+            # address="local": a new cluster even when `ray start` runs on this machine (a bare
+            # ray.init() would attach to that one, and fail on num_cpus).
+            ray.init(address="local", num_cpus=self.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
                      # One tokenizer thread per worker: Ray already runs one task per core.
                      runtime_env={"env_vars": {"PYTHONPATH": path, "RAYON_RS_NUM_CPUS": "1"}},
                      log_to_driver=True,

@@ -98,7 +98,7 @@ def account_shard(sp: ShardPaths) -> dict:
     for row in rows:
         if row["kept"] and row.get("cut_reason"):
             row["kept"] = False
-            row["drop_stage"] = "quality_cut_v1"
+            row["drop_stage"] = "quality_model_v1"
             row["drop_reason"] = row["cut_reason"]
         elif row["kept"] and row.get("dup_keep") is False:
             row["kept"] = False

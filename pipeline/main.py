@@ -40,7 +40,12 @@ from pipeline.shard import ShardTask, run_shard, stage_columns
 
 log = logging.getLogger("gristmill")
 
-DEMO_INPUT = REPO_ROOT / "tests" / "data" / "warc"
+# The demo: GPT-3's five sources from the bundled fixtures (see pipeline/demo.toml).
+_DATA = REPO_ROOT / "tests" / "data"
+DEMO_INPUTS = [f"cc={_DATA / 'warc'}", f"cc={_DATA / 'sources' / 'cc-copy'}",
+               f"webtext={_DATA / 'sources' / 'webtext' / '*.jsonl.gz'}",
+               *(f"{name}={_DATA / 'sources' / name}" for name in ("books1", "books2", "wiki"))]
+DEMO_CONFIG = REPO_ROOT / "pipeline" / "demo.toml"
 PACKAGES = ("gristmill", "pyarrow", "datatrove", "fastwarc", "trafilatura", "fasttext-numpy2-wheel", "ray",
             "datasketch", "tokenizers", "numpy", "torch", "fsspec", "s3fs")
 
@@ -128,8 +133,9 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    config = load_config(args.config)
-    specs = args.input or [str(DEMO_INPUT)]
+    demo = not args.input
+    config = load_config(args.config or (DEMO_CONFIG if demo else None))
+    specs = args.input or DEMO_INPUTS
     inputs = resolve_inputs(specs, args.paths_prefix, args.limit)
     collections = {}
     for f in inputs:
@@ -252,15 +258,19 @@ def _dedup(ex: Executor, plan: Plan, good: list[ShardPaths]) -> None:
 
 def _tokenize(ex: Executor, plan: Plan, good: list[ShardPaths]) -> tuple[str | None, int]:
     """Returns (a warning about what is empty or None, the exit code)."""
-    from pipeline import tokens
+    from pipeline.mixture import MixtureError
+    from pipeline.tokens import run_tokenize
 
     try:
-        result = tokens.run_tokenize(ex, plan, good)
-    except getattr(tokens, "MixtureSourceEmpty", ()) as exc:
+        result = run_tokenize(ex, plan, good)
+    except MixtureError as exc:  # e.g. a declared source that received nothing: manifests are written
         print(f"gristmill: error: {exc}", file=sys.stderr)
         return None, 2
-    empty = getattr(result, "empty_sources", None) or getattr(result, "warning", None)
-    return (f"tokenize: {empty}" if empty else None), 0
+    if result.empty:
+        return "tokenize: no curated document, so no token was written", 0
+    if result.empty_collections:
+        return f"tokenize: collection(s) that reached no token: {', '.join(result.empty_collections)}", 0
+    return None, 0
 
 
 def _write_run(plan: Plan, run_id: str, started, status: str, argv: list[str],

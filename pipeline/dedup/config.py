@@ -51,6 +51,10 @@ class DedupConfig:
     batch_size: int = 2048
     seed: int = 1
     keep_work: bool = False   # keep shuffle/edge objects under work_dir (debugging)
+    # Sources in keep order for the copies of one document across sources (pipeline/shard.py
+    # writes each kept document's `priority` from it); empty: the mix's sources by weight,
+    # smallest first, so a curated source (Wikipedia at 3%) keeps its article over a web copy.
+    source_priority: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not (self.exact or self.near):
