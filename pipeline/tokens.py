@@ -7,8 +7,14 @@ Three steps, wired by the lead's executor:
     mix = build_mixture("DIR/tokens", [r.shards for r in results], config, spec)   # driver
     # results[i].documents -> `documents` manifest (source, n_tokens); mix.shards, mix.mixture
 
+Each task also writes its own Megatron-LM part per source (pipeline/megatron.py), so the
+export is as parallel as tokenizing; build_mixture writes only the weighted list of parts.
+Paths are local or URLs (`s3://...`); every read and write goes through pipeline/storage.py.
+
 `run_tokenize(executor, plan, shard_paths)` does all three for pipeline/main.py and writes
-the `shards` and `mixture` manifests. The tokenizer travels to workers as a small picklable
+the `shards` and `mixture` manifests. Nothing curated is not an error (the result says
+`.empty`); a declared mix source with no document raises `MixtureSourceEmpty` after the
+manifests are written. The tokenizer travels to workers as a small picklable
 `TokenizerSpec` and is rebuilt once per process (cached). Document text is encoded as plain
 text: a literal "<|endoftext|>" inside a web page stays ordinary tokens, so only the writer
 puts end-of-text tokens between documents.
