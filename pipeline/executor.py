@@ -91,8 +91,10 @@ class Executor:
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], label: str,
             names: Sequence[str] | None = None, progress: Callable[[Any], str] | None = None,
-            max_calls: int = 0) -> list[Any]:
-        """`max_calls=1` gives every task a fresh worker process (peak RSS per task, not per worker)."""
+            max_calls: int = 0, costs: Sequence[float] | None = None) -> list[Any]:
+        """`max_calls=1` gives every task a fresh worker process (peak RSS per task, not per worker).
+        `costs` (e.g. input bytes): tasks start largest first, so one big file does not start last
+        and leave the other workers idle (results still come back in item order)."""
         names = list(names) if names is not None else [str(i) for i in range(len(items))]
         if self.workers == 0:
             return self._map_local(fn, items, label, names, progress)
@@ -103,11 +105,14 @@ class Executor:
         results: list[Any] = [None] * len(items)
         failures: list[tuple[str, str]] = []
         pending: dict[Any, int] = {}
+        order = list(range(len(items)))
+        if costs is not None:
+            order.sort(key=lambda i: (-costs[i], i))
         next_i, done, t0 = 0, 0, time.monotonic()
         limit = self.workers
         while next_i < len(items) or pending:
             while next_i < len(items) and len(pending) < limit:
-                pending[remote.remote(items[next_i])] = next_i
+                pending[remote.remote(items[order[next_i]])] = order[next_i]
                 next_i += 1
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

@@ -181,7 +181,7 @@ def run(plan: Plan, argv: list[str]) -> int:
     empty_note = None
     with Executor(plan.workers, plan.address, cfg.pipeline.max_retries) as ex:
         try:
-            for r in ex.map(run_shard, tasks, "shards", names, progress):
+            for r in ex.map(run_shard, tasks, "shards", names, progress, costs=_input_sizes(plan.inputs)):
                 shard_results[r["shard"]] = r
         except TaskFailures as exc:
             failed.update(exc.failures)
@@ -218,6 +218,14 @@ def run(plan: Plan, argv: list[str]) -> int:
         return 1
     _summary(plan, accounted)
     return exit_code
+
+
+def _input_sizes(inputs: list[InputFile]) -> list[float] | None:
+    """Local input sizes, to start the largest files first (an object store's would cost a
+    request per file before any work starts: there the order stays as listed)."""
+    if not all(storage.is_local(f.path) for f in inputs):
+        return None
+    return [float(os.path.getsize(f.path)) if os.path.exists(f.path) else 0.0 for f in inputs]
 
 
 def _empty_collections(plan: Plan, curated: list[dict]) -> str | None:
