@@ -7,7 +7,10 @@ metadata records, dealt round-robin into --files WARCs; --dup-rate of the pages 
 the next file under another URL, half verbatim, half with a word cut from two paragraphs (near
 copies), so both dedups have cross-file work.
   gristmill: `pipeline/run.py --workers W` as a subprocess: every stage, dedup, tokenize; then
-             with `[pipeline] tokenize = false`, and with --workers 1 (scaling).
+             with `[pipeline] tokenize = false`, and with --workers 1 (scaling); then with
+             `[langid] keep = ["en"]` (FineWeb is an English recipe: datatrove's Gopher stop-word
+             rule keeps almost only English), with the extraction cascade (the default
+             `[extract] mode`) and with `mode = "trafilatura"`, side by side.
   datatrove: examples/fineweb.py on LocalPipelineExecutor(tasks=files, workers=W): WarcReader ->
              URLFilter -> Trafilatura(favour_precision) -> LanguageFilter -> GopherRepetition ->
              GopherQuality -> C4Quality(filter_no_terminal_punct=False) -> FineWebQuality ->
@@ -180,8 +183,12 @@ def run_tracked(cmd: list[str], log: Path, role) -> dict:
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        p = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
-                             env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+        # A private Ray temp dir: with another Ray cluster running on this machine (other
+        # people's tests), an embedded ray.init() would find /tmp/ray/ray_current_cluster and
+        # try to join that cluster instead of starting its own.
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="gme2e", dir="/tmp")
+        p = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
     mon = TreeMonitor(p.pid, role)
     mon.start()
     _, status, usage = os.wait4(p.pid, 0)   # max RSS of the child and the descendants reaped up the chain
@@ -199,18 +206,18 @@ def run_tracked(cmd: list[str], log: Path, role) -> dict:
 
 # -- gristmill ------------------------------------------------------------------------------------
 
-def run_gristmill(warcs: Path, out: Path, workers: int, tokenize: bool) -> dict:
+def run_gristmill(warcs: Path, out: Path, workers: int, tokenize: bool, extra: str = "") -> dict:
     import pyarrow.parquet as pq
 
     cfg, log = out.with_suffix(".toml"), out.with_suffix(".log")
-    cfg.write_text(f"[pipeline]\ntokenize = {str(tokenize).lower()}\n[dedup]\nkeep_work = true\n")
+    cfg.write_text(f"[pipeline]\ntokenize = {str(tokenize).lower()}\n[dedup]\nkeep_work = true\n{extra}")
     r = run_tracked([sys.executable, "pipeline/run.py", "--input", f"bench={warcs}", "--output", str(out),
                      "--workers", str(workers), "--config", str(cfg)], log, gristmill_role)
     steps: dict[str, float] = defaultdict(float)   # the executor's "[label] n/n tasks done, Xs" lines
     for m in re.finditer(r"\[(\w+)\] (\d+)/(\d+) tasks done, ([\d.]+)s", log.read_text()):
         steps[m.group(1)] += float(m.group(4)) if m.group(2) == m.group(3) else 0.0
     docs = pq.ParquetDataset(sorted(map(str, (out / "manifests").glob("documents-*.parquet")))).read(
-        columns=["record_type", "kept", "drop_stage", "language"])
+        columns=["record_type", "kept", "drop_stage", "drop_reason", "language"])
     rows = docs.to_pylist()
     stage_s: dict[str, float] = defaultdict(float)
     for p in (out / "manifests").glob("stages-*.parquet"):
@@ -221,6 +228,7 @@ def run_gristmill(warcs: Path, out: Path, workers: int, tokenize: bool) -> dict:
              busy=sum(stage_s.values()), dedup=dedup, dedup_details=json.loads(dedup["details"] or "{}"),
              summary_bytes=docs.select(["kept", "language"]).nbytes / docs.num_rows,
              langs=Counter(x["language"] for x in rows if x["kept"]),
+             early=sum(x["drop_reason"] == "cascade_language_not_kept" for x in rows),
              drops=Counter(x["drop_stage"] for x in rows if x["record_type"] == "response" and not x["kept"]))
     return r
 
@@ -250,24 +258,6 @@ def scale_inputs(out: Path, g: dict) -> dict:
             "curated": du(out / "curated"),
             "tokens": du(out / "tokens", "bench/*.bin"), "manifests": du(out / "manifests", "documents-*"),
             "tok_result": len(pickle.dumps(res)) / max(len(res.documents), 1)}
-
-
-def union_find_cost(n_edges: int = 1_000_000) -> dict:
-    """Seconds and peak extra memory of dedup's driver-side union-find on n random edges."""
-    import numpy as np
-
-    from pipeline.dedup import _components
-    from pipeline.dedup_tasks import peak_rss, reset_peak_rss
-
-    rng = np.random.default_rng(0)
-    u = rng.integers(0, 4 * n_edges, n_edges, dtype=np.uint64)
-    v = u + rng.integers(1, 1000, n_edges, dtype=np.uint64)
-    base = int(re.search(r"VmRSS:\s+(\d+)", _read("/proc/self/status")).group(1)) * 1024
-    reset_peak_rss()
-    t0 = time.perf_counter()
-    nodes, _ = _components(u, v)
-    return {"edges": n_edges, "nodes": len(nodes), "seconds": time.perf_counter() - t0,
-            "extra_bytes": peak_rss() - base}
 
 
 # -- datatrove: runs in a child process (python bench/e2e.py --datatrove-child DIR ...) -----------
@@ -411,9 +401,11 @@ def _n(v) -> float:
     return v.get("total", 0) if isinstance(v, dict) else (v or 0)
 
 
-def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict, uf: dict) -> None:
+def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict | None,
+           en: dict[str, dict]) -> None:
     runs = [("datatrove FineWeb + MinHash + PII", w, dt), ("gristmill, all steps", w, g),
-            ("gristmill, tokenize = false", w, g_nt), ("gristmill, all steps", 1, g1)]
+            ("gristmill, tokenize = false", w, g_nt), ("gristmill, all steps", 1, g1),
+            *[(f"gristmill, keep en, {mode}", w, r) for mode, r in en.items()]]
     print(f"\n{'run':<34}{'W':>2}{'wall s':>7}{'CPU s':>7}{'resp/s/core':>12}{'rec/s/core':>11}"
           f"{'resp/CPU s':>11}{'kept':>5}{'worker MB':>10}{'tree PSS MB':>12}{'wait4 MB':>9}{'load':>10}")
     for name, k, r in runs:
@@ -427,6 +419,14 @@ def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict,
     print(f"ratio gristmill / datatrove, docs/s per core (wall): all steps {dt['wall'] / g['wall']:.2f}x, "
           f"without tokenize {dt['wall'] / g_nt['wall']:.2f}x; by CPU seconds of the process trees: "
           f"{dt['cpu'] / g['cpu']:.2f}x and {dt['cpu'] / g_nt['cpu']:.2f}x")
+    for mode, r in en.items():
+        print(f"ratio with [langid] keep = [\"en\"], [extract] mode = {mode} (all steps): wall "
+              f"{dt['wall'] / r['wall']:.2f}x, CPU {dt['cpu'] / r['cpu']:.2f}x; {r['early']} pages dropped before "
+              f"trafilatura; kept {r['kept']} ({dict(r['langs'].most_common(4))}); extract_v1 "
+              f"{r['stage_seconds'].get('extract_v1', 0):.1f}s of {r['busy']:.1f}s in stages")
+    if en and not next(iter(en.values()))["early"]:
+        print("  (no page was dropped before trafilatura: the cascade needs Extract.from_config, which "
+              "pipeline/registry.build_stages does not call yet)")
     fs = {x["name"]: (x["time_stats"], x["stats"]) for x in dt["steps"]["filter"]["stats"]}
     busy, n = sum(t.get("total", 0) for t, _ in fs.values()), dt["steps"]["filter"]["tasks"]
     setup, ours = sum(dt["setup"].values()), g["busy"]
@@ -434,9 +434,12 @@ def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict,
     print(f"per-document chain, seconds inside the steps (gristmill stages-*.parquet; datatrove's step "
           f"totals): {ours:.1f} vs {busy:.1f} = {busy / ours:.2f}x; less datatrove's per-task setup "
           f"({setup:.1f}s x {n} tasks: {parts}): {busy - setup * n:.1f}s = {(busy - setup * n) / ours:.2f}x")
-    print(f"scaling (gristmill, all steps): t1 / ({w} x t{w}) = {g1['wall'] / (w * g['wall']):.2f}, shards "
-          f"step {g1['steps']['shards'] / (w * g['steps']['shards']):.2f}; CPU s at W=1 / at W={w}: "
-          f"{g1['cpu'] / g['cpu']:.2f}")
+    rest = {x: x_["wall"] - sum(x_["steps"].values()) for x, x_ in (("g1", g1), ("g", g))}
+    per_step = ", ".join(f"{k} {g1['steps'][k]:.1f}/{g['steps'][k]:.1f}s = {g1['steps'][k] / (w * g['steps'][k]):.2f}"
+                         for k in g["steps"] if g["steps"][k] > 0 and k in g1["steps"])
+    print(f"scaling (gristmill, all steps): t1 / ({w} x t{w}) = {g1['wall'] / (w * g['wall']):.2f}; per step (W=1 / "
+          f"W={w} wall): {per_step}, startup+driver+shutdown {rest['g1']:.1f}/{rest['g']:.1f}s = "
+          f"{rest['g1'] / (w * rest['g']):.2f}; CPU s at W=1 / at W={w}: {g1['cpu'] / g['cpu']:.2f}")
     print(f"kept by language: gristmill {dict(g['langs'].most_common(8))}; "
           f"datatrove {dict(dt['langs'].most_common(8))}")
 
@@ -449,13 +452,17 @@ def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict,
           + f"; total {ours:.2f}s = {f['records'] / ours:.1f} records/s, {f['responses'] / ours:.2f} "
           f"responses/s per busy core (W=1 run: {g1['busy']:.2f}s = {f['responses'] / g1['busy']:.2f} "
           "responses/s)")
-    d = g["dedup_details"]
-    phases = ", ".join(f"{k} {v['seconds']:.3f}s ({v['tasks']} tasks, peak {v['peak_rss_mb']:.0f} MB)"
-                       for k, v in d["phases"].items())
-    print(f"gristmill dedup ({d['bands']} bands x {d['rows']} rows, {d['partitions']} partition): "
-          f"{g['dedup']['docs_in']} docs, {d['exact_removed']} exact + {d['near_removed']} near removed, "
-          f"{d['candidate_pairs']} candidate / {d['verified_pairs']} verified pairs, {d['clusters']} "
-          f"clusters; phases: {phases}")
+    try:  # the dedup step's details change with its implementation: report what is there
+        d = g["dedup_details"]
+        phases = ", ".join(f"{k} {v['seconds']:.3f}s ({v['tasks']} tasks, peak {v['peak_rss_mb']:.0f} MB)"
+                           for k, v in d["phases"].items())
+        print(f"gristmill dedup ({d['bands']} bands x {d['rows']} rows, {d['partitions']} partition): "
+              f"{g['dedup']['docs_in']} docs, {d['exact_removed']} exact + {d['near_removed']} near removed, "
+              f"{d['candidate_pairs']} candidate / {d['verified_pairs']} verified pairs, {d['clusters']} "
+              f"clusters; phases: {phases}")
+    except (KeyError, TypeError) as exc:
+        print(f"gristmill dedup: {g['dedup'].get('docs_in')} docs in, {g['dedup'].get('dropped')} removed "
+              f"(details not in the expected shape: {exc!r})")
     print("gristmill responses dropped, by stage: "
           + ", ".join(f"{k} {v}" for k, v in g["drops"].most_common()))
 
@@ -470,19 +477,16 @@ def report(f: Counter, w: int, dt: dict, g: dict, g_nt: dict, g1: dict, s: dict,
     print(f"  {dt['filtered']} docs after the filters, {dt['kept']} after MinHash dedup; executor failures: "
           f"{dt['failures'] or 'none'}; non-local connections: {len(dt['network'])}")
 
+    if s is None:
+        print("\nper-task figures for the scale-out arithmetic: not measured (see the error above)")
+        return
     kept_in = g["dedup"]["docs_in"]
     print(f"\nper-task figures for the scale-out arithmetic (gristmill W={w}, all steps):\n"
           f"  {f['bytes'] / f['responses'] / 1024:.1f} KiB of WARC.gz per response; _work/records "
           f"{s['records'] / f['records']:.0f} B/record; _work/kept {s['kept'] / kept_in:.0f} B/kept doc; "
           f"curated {s['curated'] / g['kept']:.0f} B/doc; token .bin {s['tokens'] / g['kept']:.0f} B/doc; "
           f"documents manifests {s['manifests'] / f['records']:.0f} B/record; (kept, language) in memory "
-          f"{g['summary_bytes']:.1f} B/record")
-    print(f"  dedup shuffle: {s['shuffle_records']} records, {s['shuffle'] / kept_in:.0f} B per kept doc, "
-          f"{s['groups']} groups (bands+1 x partitions); candidate edges the driver loads before unique: "
-          f"{s['edges']} = {sum(s['edges'].values()) / max(g['dedup']['dropped'], 1):.1f} per removed doc")
-    print(f"  driver union-find (pipeline.dedup._components): {uf['edges']:,} edges, {uf['nodes']:,} nodes "
-          f"in {uf['seconds']:.1f}s, peak +{uf['extra_bytes'] / MB:.0f} MB = "
-          f"{uf['extra_bytes'] / uf['edges']:.0f} B/edge; a tokenize task's result pickled to the driver: "
+          f"{g['summary_bytes']:.1f} B/record; a tokenize task's result pickled to the driver: "
           f"{s['tok_result']:.0f} B/doc")
 
 
@@ -512,9 +516,19 @@ def main() -> None:
         g = run_gristmill(tmp / "warc", tmp / f"g{w}", w, tokenize=True)
         g_nt = run_gristmill(tmp / "warc", tmp / f"g{w}-notok", w, tokenize=False)
         g1 = run_gristmill(tmp / "warc", tmp / "g1", 1, tokenize=True)
-        scale = scale_inputs(tmp / f"g{w}", g)
+        en = {mode: run_gristmill(tmp / "warc", tmp / f"g{w}-en-{mode}", w, tokenize=True,
+                                  extra=f'[langid]\nkeep = ["en"]\n[extract]\nmode = "{mode}"\n')
+              for mode in ("cascade", "trafilatura")}
+        try:  # reads the work dir's layout, which the dedup and tokenize steps own
+            scale = scale_inputs(tmp / f"g{w}", g)
+        except Exception as exc:  # noqa: BLE001 - the comparison above must still be printed
+            print(f"scale-out figures not measured: {type(exc).__name__}: {exc}")
+            scale = None
     dt["setup"] = datatrove_setup(dt["probe"]) if dt["probe"] else {}
-    report(f, w, dt, g, g_nt, g1, scale, union_find_cost())
+    # the raw results, so a report that fails on a changed manifest loses no measurement
+    Path(tempfile.gettempdir(), "gristmill-e2e-last.json").write_text(json.dumps(
+        {"input": f, "datatrove": dt, "g": g, "g_nt": g_nt, "g1": g1, "scale": scale, "en": en}, default=str))
+    report(f, w, dt, g, g_nt, g1, scale, en)
     if args.quality_pages:
         spec = importlib.util.spec_from_file_location("bench_extract", REPO / "bench" / "extract.py")
         extract = importlib.util.module_from_spec(spec)

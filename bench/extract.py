@@ -11,6 +11,11 @@ CommonCrawl-style records) in one process (= one core) and go to language ID:
 Quality: trafilatura's own evaluation counting on evaldata.json (all 990 pages by default):
 `with` snippets found (recall), `without` snippets avoided, precision, F1, for our settings
 and datatrove's settings on the same decoded HTML.
+Modes (`[extract] mode`): cascade, trafilatura and resiliparse on the 990 pages plus the real
+CommonCrawl responses (../shared/corpus/warc/resiliparse, tests/data/warc/cc), each followed by
+length -> langid -> quality, for keep = * and keep = en: F1, extraction and chain CPU seconds,
+and the kept set's difference from the trafilatura mode's, by reason, on the pages the
+cascade's settings were tuned on (two thirds, by a hash of the name) and on the held-out third.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import sys
 import tempfile
 import time
@@ -99,10 +105,12 @@ def quality(n: int) -> list[dict]:
                                                                    deduplicate=True),
         "trafilatura defaults": dict(),
         "precision, never fallback": dict(favor_precision=True, no_fallback=True, include_comments=False),
+        "resiliparse main content ([extract] mode = resiliparse)": "resiliparse",
     }
-    from pipeline.extract import Extract
+    from pipeline.cascade import fast_text
+    from pipeline.extract import Extract, ExtractConfig
 
-    ours = Extract()
+    ours = Extract(ExtractConfig(mode="trafilatura"))
     ours.ensure_setup()
     rows = []
     for name, kw in settings.items():
@@ -110,7 +118,10 @@ def quality(n: int) -> list[dict]:
         t0 = time.perf_counter()
         for url, e in items:
             html, _ = decode_html(gzip.open(SHARED / "html" / (e["file"] + ".gz")).read(), None)
-            text = (ours._run(html, url) if kw == "ours" else trafilatura.extract(html, url=url, **kw)) or ""
+            if kw == "resiliparse":
+                text = fast_text(html)
+            else:
+                text = (ours._run(html, url) if kw == "ours" else trafilatura.extract(html, url=url, **kw)) or ""
             for s in e.get("with", []):
                 tp, fn = (tp + 1, fn) if s in text else (tp, fn + 1)
             for s in e.get("without", []):
@@ -122,11 +133,116 @@ def quality(n: int) -> list[dict]:
     return rows
 
 
+def mode_pages() -> list[tuple[str, str, bytes, str | None]]:
+    """(name, url, payload, content type) of the 990 pages and the real CommonCrawl responses."""
+    from pipeline.readers.warc import WarcReader
+
+    ev = json.loads((SHARED / "evaldata.json").read_text())
+    out = [(e["file"], url, gzip.open(SHARED / "html" / (e["file"] + ".gz")).read(), None)
+           for url, e in sorted(ev.items(), key=lambda kv: kv[1]["file"])]
+    for w in (REPO.parent / "shared" / "corpus" / "warc" / "resiliparse" / "CC-MAIN-2020-34_warcfile.warc.gz",
+              REPO / "tests" / "data" / "warc" / "cc" / "CC-MAIN-2020-34-excerpt.warc.gz"):
+        out += [(f"cc:{w.name}:{d.warc_offset}", d.url, d.raw, d.content_type)
+                for d in WarcReader(str(w), "cc") if d.kept and d.raw]
+    return out
+
+
+def tuned(name: str) -> bool:
+    """The two thirds the cascade's settings were chosen on (pipeline/cascade.py)."""
+    import zlib
+
+    return zlib.crc32(name.encode()) % 3 != 0
+
+
+def run_mode(pages: list, mode: str, keep: tuple[str, ...]) -> dict:
+    """Extract (mode) -> length -> langid -> quality on every page, batched as a shard runs them."""
+    from filters.langid import LangId, LangIdConfig
+    from filters.length import LengthFilter
+    from filters.quality import QualityFilter
+    from pipeline.document import Document
+    from pipeline.extract import Extract, ExtractConfig
+
+    lid = LangIdConfig(keep=keep)
+    stages = [Extract(ExtractConfig(mode=mode), langid=lid), LengthFilter(), LangId(lid), QualityFilter()]
+    for st in stages:
+        st.ensure_setup()
+    docs = [Document(doc_id=name, warc_path="", warc_offset=0, record_type="response", url=url, raw=raw,
+                     content_type=ct or "text/html") for name, url, raw, ct in pages]
+    cpu = dict.fromkeys(("extract", "chain"), 0.0)
+    extracted = {}  # url -> text as extracted (quality rewrites it to its content lines)
+    for i in range(0, len(docs), 256):
+        alive = docs[i:i + 256]
+        for k, st in enumerate(stages):
+            alive = [d for d in alive if d.kept]
+            t0 = time.process_time()
+            st.process_batch(alive)
+            cpu["extract" if k == 0 else "chain"] += time.process_time() - t0
+            if k == 0:
+                extracted.update((d.url, d.text) for d in alive)
+    return {"docs": docs, "extracted": extracted, **cpu}
+
+
+def f1(by_url: dict[str, str], ev: dict) -> float:
+    tp = fn = fp = 0
+    for url, e in ev.items():
+        text = by_url.get(url, "")
+        tp += sum(s in text for s in e.get("with", []))
+        fn += sum(s not in text for s in e.get("with", []))
+        fp += sum(s in text for s in e.get("without", []))
+    prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return 2 * prec * rec / max(prec + rec, 1e-9)
+
+
+def modes() -> None:
+    from collections import Counter
+
+    pages = mode_pages()
+    ev = json.loads((SHARED / "evaldata.json").read_text())
+    n_cc = sum(p[0].startswith("cc:") for p in pages)
+    print(f"\nextraction modes: {len(pages) - n_cc} evaluation pages + {n_cc} CommonCrawl responses, one process; "
+          f"load {os.getloadavg()[0]:.1f}")
+    print("| keep | mode | F1 (990) | extract CPU s | extract docs/s/core | length+langid+quality CPU s | "
+          "kept | kept-set difference vs trafilatura (tuned / held-out) | by reason |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    import trafilatura
+
+    from pipeline.extract import decode_html
+
+    t0 = time.process_time()
+    dt_text = {url: trafilatura.extract(decode_html(raw, ct)[0], url=url, favor_precision=True, include_comments=False,
+                                        deduplicate=True) or "" for name, url, raw, ct in pages if not name.startswith("cc:")}
+    dt_cpu = time.process_time() - t0
+    print(f"| * | datatrove's settings (favour_precision, deduplicate, fallback always) | {f1(dt_text, ev):.3f} | "
+          f"{dt_cpu:.1f} (990 pages) | {len(dt_text) / dt_cpu:.0f} | | | | |")
+    for keep in (("*",), ("en",)):
+        runs = {m: run_mode(pages, m, keep) for m in ("trafilatura", "cascade", "resiliparse")}
+        base = {d.doc_id: d for d in runs["trafilatura"]["docs"]}
+        for mode, r in runs.items():
+            docs = r["docs"]
+            diff = [d for d in docs if d.kept != base[d.doc_id].kept]
+            same_text = all(d.text == base[d.doc_id].text for d in docs if d.kept and base[d.doc_id].kept)
+            reasons = Counter(f"{'lost' if base[d.doc_id].kept else 'gained'}: {d.drop_reason or base[d.doc_id].drop_reason}"
+                              for d in diff)
+            n_t = sum(tuned(d.doc_id) for d in docs)
+            d_t = sum(tuned(d.doc_id) for d in diff)
+            early = sum(d.drop_reason == "cascade_language_not_kept" for d in docs)
+            note = f"; {early} dropped before trafilatura" if early else ""
+            note += "" if same_text or mode == "resiliparse" else "; TEXT DIFFERS"
+            print(f"| {','.join(keep)} | {mode} | {f1(r['extracted'], ev) if keep == ('*',) else float('nan'):.3f} | "
+                  f"{r['extract']:.1f} | {len(docs) / r['extract']:.0f} | {r['chain']:.1f} | "
+                  f"{sum(d.kept for d in docs)} | {len(diff)} = {len(diff) / len(docs):.2%} "
+                  f"({d_t / n_t:.2%} / {(len(diff) - d_t) / (len(docs) - n_t):.2%}) | "
+                  f"{dict(reasons.most_common(6)) or '-'}{note} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=300, help="pages in the speed WARC")
     ap.add_argument("--quality-pages", type=int, default=990)
+    ap.add_argument("--modes-only", action="store_true", help="only the [extract] mode table")
     args = ap.parse_args()
+    if args.modes_only:
+        return modes()
     if not SHARED.is_dir():
         raise SystemExit(f"needs {SHARED}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,6 +261,7 @@ def main() -> None:
     for r in quality(args.quality_pages):
         print(f"{r['settings']:<52}{r['with_found']:>11.3f}{r['without_avoided']:>16.3f}{r['precision']:>10.3f}"
               f"{r['f1']:>7.3f}{r['docs_s']:>8.1f}")
+    modes()
 
 
 if __name__ == "__main__":

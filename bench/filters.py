@@ -22,6 +22,7 @@ import collections
 import gzip
 import hashlib
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -155,7 +156,7 @@ def run_ours(docs: list[dict]) -> tuple[list[Document], float]:
     return batch, time.process_time() - t0
 
 
-def run_whole_chain(docs: list[dict]) -> tuple[list[str], float] | None:
+def run_whole_chain(docs: list[dict]) -> tuple[list[str], float, dict[str, float]] | None:
     """langid -> quality -> toxicity -> pii with default configs, if those modules exist yet."""
     import importlib
 
@@ -181,14 +182,55 @@ def run_whole_chain(docs: list[dict]) -> tuple[list[str], float] | None:
     batch = to_documents(docs)
     for d in batch:
         d.language = None  # langid decides
+    per: dict[str, float] = collections.Counter()
     t0 = time.process_time()
     for i in range(0, len(batch), 256):
         live = batch[i : i + 256]
         for s in stages:
             live = [d for d in live if d.kept]
             if live:
+                t1 = time.process_time()
                 s.process_batch(live)
-    return [type(s).__name__ for s in stages], time.process_time() - t0
+                per[type(s).__name__] += time.process_time() - t1
+    return [type(s).__name__ for s in stages], time.process_time() - t0, dict(per)
+
+
+def extraction_cpu(limit: int | None) -> tuple[int, float]:
+    """(pages, CPU s) of gristmill's trafilatura pass (`[extract] mode = "trafilatura"`, the text
+    the filters run on) over the same HTML pages, decoding included."""
+    from pipeline.extract import Extract, ExtractConfig
+
+    stage = Extract(ExtractConfig(mode="trafilatura"))
+    stage.ensure_setup()
+    files = sorted(HTML_DIR.glob("*.gz"))[:limit]
+    docs = [Document(doc_id=p.name, warc_path="", warc_offset=0, record_type="response", raw=gzip.open(p).read(),
+                     content_type="text/html") for p in files]
+    t0 = time.process_time()
+    for i in range(0, len(docs), 256):
+        stage.process_batch(docs[i : i + 256])
+    return len(docs), time.process_time() - t0
+
+
+def ngram_check(docs: list[dict]) -> tuple[int, int, float, float]:
+    """(documents whose 13 Gopher repetition values equal datatrove's helpers', documents,
+    CPU s of datatrove's helpers, CPU s of filters.ngrams) on our word split of each document."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate
+
+    from filters import ngrams
+    from filters.words import split_document
+
+    words = [split_document(d["text"]).words for d in docs]
+    t0 = time.process_time()
+    ref = [[find_top_duplicate(g) if (g := [" ".join(w[i : i + n]) for i in range(len(w) - n + 1)]) else 0
+            for n in (2, 3, 4)] + [find_all_duplicate(w, n) for n in range(5, 11)] for w in words]
+    t1 = time.process_time()
+    ours = []
+    for w in words:
+        top, plain = ngrams.JoinedWords(w, " "), ngrams.JoinedWords(w, "")
+        ours.append([ngrams.top_duplicate_chars(w, n, " ", top) for n in (2, 3, 4)]
+                    + [ngrams.all_duplicate_chars(w, n, plain) for n in range(5, 11)])
+    t2 = time.process_time()
+    return sum(a == b for a, b in zip(ref, ours, strict=True)), len(docs), t1 - t0, t2 - t1
 
 
 def main() -> None:
@@ -249,11 +291,20 @@ def main() -> None:
         print(f"  {d.language} {d.doc_id[:40]:40s} {d.drop_reason or 'kept'} words={d.meta['quality_word_count']} "
               f"removed_chars={d.meta['quality_c4_removed_char_frac']:.2f} score={d.meta['quality_score']:.3f}")
 
+    same, n, dt_s, our_s = ngram_check(both + rest)
+    print(f"\nGopher repetition n-gram values (2-4 top, 5-10 duplicate) equal to datatrove's helpers on {same} of "
+          f"{n} documents; helpers {dt_s:.2f} CPU s vs filters.ngrams {our_s:.2f} CPU s = {dt_s / our_s:.1f}x")
     whole = run_whole_chain(both + rest)
     if whole:
-        names, cpu = whole
-        print(f"\nwhole filter chain ({' -> '.join(names)}): {len(both) + len(rest)} docs, {cpu:.1f} CPU s, "
-              f"{(len(both) + len(rest)) / cpu:.0f} docs/s per core")
+        names, cpu, per = whole
+        n_docs = len(both) + len(rest)
+        pages, ex_cpu = extraction_cpu(args.limit)
+        print(f"\nwhole filter chain ({' -> '.join(names)}): {n_docs} docs, {cpu:.2f} CPU s, "
+              f"{n_docs / cpu:.0f} docs/s per core, {1000 * cpu / n_docs:.2f} ms/doc ("
+              + ", ".join(f"{k} {1000 * v / n_docs:.2f}" for k, v in per.items()) + ")")
+        print(f"extraction (trafilatura pass, decoding included): {pages} pages, {ex_cpu:.2f} CPU s, "
+              f"{1000 * ex_cpu / pages:.2f} ms/doc; whole chain / extraction per document: "
+              f"{(cpu / n_docs) / (ex_cpu / pages):.1%} (target < 20%); load {os.getloadavg()}")
 
 
 if __name__ == "__main__":
