@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 from filters.ngrams import find_duplicates, repetition_chars
@@ -120,6 +122,9 @@ def token_kind(token: str) -> tuple[bool, bool]:
     return is_symbol, has_alpha
 
 
+_CODES: dict[str, int] = {}  # token -> 2 * is_symbol + has_alpha (see gopher_scores)
+
+
 @dataclass(slots=True)
 class DocSplit:
     """The split every rule shares: lines and the tokens of each line."""
@@ -179,16 +184,23 @@ def gopher_scores(split: DocSplit, words: list[str], stop: frozenset[str] | None
     """Gopher quality measurements (datatrove's GopherQualityFilter, on the shared split)."""
     text = split.text
     n_words = len(words) or 1
-    # Each distinct token is classified once (Counter counts in C): a page repeats its
-    # vocabulary, so this is ~40% of the per-token work. Sums of integers: the same values.
-    n_alpha = n_counted = n_letters = 0
+    # Each distinct token is classified once (Counter counts in C) and looked up in a process-
+    # wide table of codes (bit 0: has a letter, bit 1: only punctuation), so the per-document
+    # work is C-level maps and numpy sums over the vocabulary. Integer sums: exact values.
     counts = Counter(words)
-    for w, c in counts.items():
+    if len(_CODES) > 1 << 18:
+        _CODES.clear()
+    for w in set(counts).difference(_CODES):  # iterates the page's words, not the table
         is_symbol, has_alpha = token_kind(w)
-        n_alpha += c if has_alpha else 0
-        if not is_symbol:
-            n_counted += c
-            n_letters += c * len(w)
+        _CODES[w] = 2 * is_symbol + has_alpha
+    n = len(counts)
+    codes = np.fromiter(map(_CODES.__getitem__, counts), dtype=np.int8, count=n)
+    cnt = np.fromiter(counts.values(), dtype=np.int64, count=n)
+    lens = np.fromiter(map(len, counts), dtype=np.int64, count=n)
+    counted = (codes & 2) == 0
+    n_alpha = int(cnt[(codes & 1) == 1].sum())
+    n_counted = int(cnt[counted].sum())
+    n_letters = int((cnt * lens)[counted].sum())
     lines = split.lines or [""]
     if stop is None:
         n_stop = None
