@@ -142,16 +142,17 @@ def test_cascade_decides_nothing_early_without_a_keep_list_or_language_id():
     assert Extract(ExtractConfig(mode="cascade"), langid=None)._first_pass is None
     assert Extract(ExtractConfig(mode="trafilatura"), langid=LangIdConfig(keep=("en",)))._first_pass is None
 
-    class Cfg:  # what build_stages hands from_config: the sections and the enabled stages
-        class pipeline:
-            stages = ("extract", "length", "quality")
-        sections = {"extract": ExtractConfig(), "langid": LangIdConfig(keep=("en",))}
 
-        def __getitem__(self, k):
-            return self.sections[k]
-    assert Extract.from_config(Cfg())._first_pass is None  # langid not run: no language decision
-    Cfg.pipeline.stages = ("extract", "langid")
-    assert Extract.from_config(Cfg())._first_pass.keep == {"en"}
+def test_cascade_reads_langid_keep_from_the_pipeline_config(tmp_path):
+    from pipeline.config import load_config
+
+    toml = tmp_path / "g.toml"
+    toml.write_text('[langid]\nkeep = ["en", "de"]\n[extract]\ncascade_min_language_score = 0.8\n')
+    first = Extract.from_config(load_config(toml))._first_pass
+    assert first.keep == {"en", "de"} and first.min_score == 0.8
+    # language ID not among the stages: the cascade must not decide languages
+    toml.write_text('[pipeline]\nstages = ["extract", "length", "quality"]\n[langid]\nkeep = ["en"]\n')
+    assert Extract.from_config(load_config(toml))._first_pass is None
 
 
 def test_extract_mode_is_validated():
