@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -234,7 +235,9 @@ def _running_task(node) -> str | None:
             title = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
         except (OSError, IndexError, ValueError):
             continue
-        if title.startswith("ray::") and not title.startswith("ray::IDLE"):
+        # A task's worker is titled after its function (`ray::run_shard`); Ray's own processes
+        # under the raylet are CamelCase (`ray::IDLE`, `ray::DashboardAgent`, ...).
+        if re.match(r"ray::[a-z_]", title):
             return title
     return None
 
