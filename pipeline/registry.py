@@ -141,5 +141,12 @@ def applies(stage: str, fmt: str) -> bool:
 
 
 def build_stages(config: Any) -> list[Any]:
-    """Stage instances in the configured order, each with its own config section."""
-    return [stage_class(name)(config[name]) for name in config.pipeline.stages]
+    """Stage instances in the configured order, each with its own config section; a stage whose
+    decisions depend on other stages' settings (the extraction cascade reads [langid] keep)
+    builds itself from the whole config with a `from_config` classmethod."""
+    out = []
+    for name in config.pipeline.stages:
+        cls = stage_class(name)
+        make = getattr(cls, "from_config", None)
+        out.append(make(config) if make else cls(config[name]))
+    return out
