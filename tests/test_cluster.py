@@ -197,8 +197,9 @@ def test_s3_to_s3_on_a_multi_node_cluster(cluster, env, config, local, s3_input,
     assert f"workers: 2 (Ray cluster at {cluster.address})" in dry.stdout  # the cluster's CPUs
     run(args, e, tmp_path)
     assert_same(snapshot(f"{s3_input}/out"), local)
-    work = env[0].keys(prefix="work/")
-    assert any("/stats/" in k for k in work) and not any(k.startswith("out/_work") for k in env[0].keys())
+    keys = env[0].keys()
+    assert any(k.startswith("work/") and "/stats/" in k for k in keys) and not any(k.startswith("out/_work") for k in keys)
+    assert not [k for k in keys if ".tmp-" in k]  # every atomic write finished its move
 
 
 def test_flaky_https_input_on_a_cluster(cluster, env, config, local, s3_input, tmp_path):
