@@ -1,20 +1,16 @@
 """Real network services for tests: an S3 endpoint (moto's server) and the flaky HTTP server.
 
-`moto_s3` is a module-scoped S3 server on 127.0.0.1 (a free port): a real S3 HTTP endpoint that
-s3fs/aiobotocore reach over a socket, not a patched client. `s3` (per test) points the standard
-AWS environment at it, wipes it (POST /moto-api/reset), makes a bucket and drops every cached
-fsspec filesystem, so each test starts from an empty store and nothing leaks between tests.
-Test modules import the fixtures they use: `from services import moto_s3, s3  # noqa: F401`.
+`MotoS3` is an S3 server on 127.0.0.1 (a free port): a real S3 HTTP endpoint that
+s3fs/aiobotocore reach over a socket, not a patched client; `env()` is the standard AWS
+environment that points at it, `reset()` wipes it (POST /moto-api/reset). `fresh_filesystems()`
+drops every cached fsspec filesystem, so a test that moves the endpoint starts clean.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pytest
 
 from pipeline import storage
 
@@ -75,24 +71,3 @@ class S3:
 
     def url(self, *parts: str) -> str:
         return "/".join([f"s3://{self.bucket}", *parts])
-
-
-@pytest.fixture(scope="module")
-def moto_s3() -> Iterator[MotoS3]:
-    server = MotoS3()
-    try:
-        yield server
-    finally:
-        server.stop()
-        fresh_filesystems()
-
-
-@pytest.fixture
-def s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
-    for k, v in moto_s3.env().items():
-        monkeypatch.setenv(k, v)
-    moto_s3.reset()
-    fresh_filesystems()
-    moto_s3.client().create_bucket(Bucket=BUCKET)
-    yield S3(moto_s3, BUCKET)
-    fresh_filesystems()

@@ -98,7 +98,7 @@ def assert_same(got: dict, want: dict) -> None:
     for k in sorted(want):
         if isinstance(want[k], list) and got[k] != want[k]:
             assert len(got[k]) == len(want[k]), f"{k}: {len(got[k])} rows, {len(want[k])} in the local run"
-            for g, w in zip(got[k], want[k]):
+            for g, w in zip(got[k], want[k], strict=True):
                 diff = {c: (g.get(c), w.get(c)) for c in set(g) | set(w) if g.get(c) != w.get(c)}
                 assert not diff, f"{k} differs from the local single-process run (got, local): {diff}"
         assert got[k] == want[k], f"{k} differs from the local single-process run"

@@ -19,12 +19,36 @@ import pyarrow as pa
 import pytest
 from conftest import FIXTURES
 from http_server import FlakyHTTPServer
-from services import fresh_filesystems, moto_s3, s3  # noqa: F401 (fixtures)
+from services import BUCKET, S3, MotoS3, fresh_filesystems
 
 from pipeline import storage
 from pipeline.readers.warc import WarcReader
 
 WARC = FIXTURES / "web" / "pages-000.warc.gz"
+
+
+@pytest.fixture(scope="module")
+def moto_s3():
+    """An S3 server for this module's tests."""
+    server = MotoS3()
+    try:
+        yield server
+    finally:
+        server.stop()
+        fresh_filesystems()
+
+
+@pytest.fixture
+def s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch):
+    """The AWS environment pointed at the server, the store wiped, one empty bucket, no cached
+    filesystem: each test starts from nothing and leaves nothing behind."""
+    for k, v in moto_s3.env().items():
+        monkeypatch.setenv(k, v)
+    moto_s3.reset()
+    fresh_filesystems()
+    moto_s3.client().create_bucket(Bucket=BUCKET)
+    yield S3(moto_s3, BUCKET)
+    fresh_filesystems()
 
 
 @pytest.fixture(autouse=True)
@@ -191,7 +215,7 @@ def test_http_retries_resume_at_the_offset_reached():
         return int(rng.split("=")[1].split("-")[0])
 
     resumed = []
-    for (rng, fault), (next_rng, _) in zip(gets, gets[1:]):
+    for (rng, fault), (next_rng, _) in zip(gets[:-1], gets[1:], strict=True):
         if fault and rng:
             assert next_rng is not None and start(next_rng) % 50_000 == 0
             assert 0 <= start(rng) - start(next_rng) < 50_000, (rng, next_rng)
