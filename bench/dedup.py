@@ -191,7 +191,11 @@ def child_ours(spec: dict) -> dict:
         removed.update(d for d, k in zip(t.column("doc_id").to_pylist(), t.column("dup_keep").to_pylist()) if not k)
     # Tasks reset their process's peak counter (per-task figures), so take the phases' maxima too.
     peak = max([_peak()] + [p["peak_rss_mb"] * 2**20 for p in res.phases.values()])
-    return {"seconds": wall, "peak_rss": peak, "phases": res.phases, "removed_ids": sorted(removed),
+    # CPU seconds of this process and its (reaped) pool workers: far steadier than wall time on a
+    # machine other jobs share.
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss": peak, "phases": res.phases, "removed_ids": sorted(removed),
             "counts": {k: getattr(res, k) for k in ("docs", "exact_removed", "candidate_pairs", "verified_pairs",
                                                      "near_removed", "clusters")}}
 
@@ -297,7 +301,8 @@ def bench_systems(n: int, systems: list[str], data: Path) -> None:
         r = run_system(name, shards, data, n)
         r.update(score(set(r.pop("removed_ids")), t))
         rows[name] = r
-        print(f"\n## {name}, {n:,} documents: {r['seconds']:.1f}s, peak RSS {r['peak_rss'] / 2**30:.2f} GiB, "
+        cpu = f" ({r['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in r else ""
+        print(f"\n## {name}, {n:,} documents: {r['seconds']:.1f}s{cpu}, peak RSS {r['peak_rss'] / 2**30:.2f} GiB, "
               f"removed {r['removed']:,} (should {r['should_remove']:,}), recall {r['recall']}, "
               f"false removals {r['false_removals']}", flush=True)
         for phase, p in r.get("phases", {}).items():

@@ -1,6 +1,6 @@
 """Shingling, MinHash signatures and LSH band hashes, vectorised with pyarrow and numpy.
 
-What dedup (pipeline/dedup.py) needs from a batch of texts, with no Python loop per word,
+What dedup (pipeline/dedup/) needs from a batch of texts, with no Python loop per word,
 shingle or permutation:
 
   text --NFKC, casefold (Python), non-letters -> space (pyarrow)--> words (or characters for zh/ja/ko/th and

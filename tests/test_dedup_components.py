@@ -114,10 +114,11 @@ def _result_bytes(res) -> dict[str, bytes]:
     return {sid: storage.read_bytes(p) for sid, p in sorted(res.result_paths.items())}
 
 
-def test_one_two_and_four_workers_give_identical_bytes(planted_shards):
+def test_one_two_and_four_workers_and_any_signature_grouping_give_identical_bytes(planted_shards):
     tmp, shards = planted_shards
-    got = [_result_bytes(run_dedup(shards, str(tmp / f"w{w}"), DedupConfig(partitions=3), _pool(w)))
-           for w in (1, 2, 4)]
+    # One signature task for all shards, one per shard, and groups of about 100 documents.
+    got = [_result_bytes(run_dedup(shards, str(tmp / f"w{w}"), DedupConfig(partitions=3, signature_docs=d), _pool(w)))
+           for w, d in ((1, 500_000), (2, 1), (4, 100))]
     assert got[0] == got[1] == got[2]
     assert sum(r.count(b"near") for r in got[0].values()) > 0
 

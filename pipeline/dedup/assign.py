@@ -89,8 +89,9 @@ def member_task(t: MemberTask) -> dict[str, Any]:
 class ResolveTask:
     shard_index: int
     path: str
-    signature: str               # this shard's signature object (exact hashes at part exact_part)
-    exact_part: int
+    signature: str               # the signature object of this shard's task (exact hashes at part
+    exact_part: int              # exact_part, every document of the task in key order; this
+    first_row: int               # shard's rows start at first_row)
     members: tuple[str, ...]     # member objects, one per partition
     out: str
     partitions: int
@@ -104,7 +105,7 @@ def resolve_task(t: ResolveTask) -> dict[str, Any]:
     m = m[np.argsort(m["v"], kind="stable")]
     rows = (m["v"] & np.uint64(ROW_MASK)).astype(np.int64)
     table = read_rows(t.path, rows, ("doc_id", "quality_score", "priority"), ("doc_id",))
-    e = read_array(t.signature, t.exact_part, np.uint64)[rows] if len(rows) else np.zeros(0, np.uint64)
+    e = read_array(t.signature, t.exact_part, np.uint64)[t.first_row + rows] if len(rows) else np.zeros(0, np.uint64)
     n = len(m)
     cols = {"root": pa.array(m["u"]), "key": pa.array(m["v"]),
             "priority": (table.column("priority").cast(pa.int64()) if "priority" in table.column_names

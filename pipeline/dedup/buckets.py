@@ -40,24 +40,25 @@ def bucket_task(t: BucketTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = gather([(url, 0) for url in t.signatures], t.group, RECORD)
     n_records = len(rec)
-    if not t.exact:
+    rec = rec[np.lexsort((rec["k"], rec["e"], rec["h"]))]   # one sort: by hash, text, key
+    h, k = rec["h"], rec["k"]
+    new_h = np.concatenate(([True], h[1:] != h[:-1])) if len(h) else np.zeros(0, bool)
+    if not t.exact and len(h):
         # One record per distinct text in each bucket: the smallest key with that exact hash.
-        rec = rec[np.lexsort((rec["k"], rec["e"], rec["h"]))]
-        first = np.concatenate(([True], (rec["h"][1:] != rec["h"][:-1]) | (rec["e"][1:] != rec["e"][:-1])))
-        rec = rec[first[:len(rec)]] if len(rec) else rec
-    order = np.lexsort((rec["k"], rec["h"]))
-    h, k = rec["h"][order], rec["k"][order]
+        keep = new_h | np.concatenate(([True], rec["e"][1:] != rec["e"][:-1]))
+        h, k, new_h = h[keep], k[keep], new_h[keep]
     del rec
-    starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1]))) if len(h) else np.zeros(0, np.int64)
+    starts = np.flatnonzero(new_h)
     sizes = np.diff(np.append(starts, len(h)))
     run_of = np.repeat(np.arange(len(starts)), sizes)
-    member = np.ones(len(h), bool)
-    member[starts] = False
-    us, vs = [k[starts][run_of[member]]], [k[member]]
+    centre = np.minimum.reduceat(k, starts) if len(starts) else k    # members are in text order, not key order
+    member = k != centre[run_of]
+    us, vs = [centre[run_of[member]]], [k[member]]
     if not t.exact:
         small = (sizes >= 3) & (sizes <= t.all_pairs_max)
-        for s, n in zip(starts[small].tolist(), sizes[small].tolist()):
-            pairs = np.array(list(itertools.combinations(k[s + 1: s + n].tolist(), 2)), np.uint64)
+        for s, n, c in zip(starts[small].tolist(), sizes[small].tolist(), centre[small].tolist()):
+            others = [x for x in k[s: s + n].tolist() if x != c]
+            pairs = np.array(list(itertools.combinations(others, 2)), np.uint64)
             us.append(pairs[:, 0])
             vs.append(pairs[:, 1])
     e = edges(np.concatenate(us), np.concatenate(vs))

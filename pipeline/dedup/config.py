@@ -48,6 +48,9 @@ class DedupConfig:
     # Connected components stop with an error after this many large/small-star rounds
     # (O(log^2 n) proven, about log2 of the longest chain measured).
     max_rounds: int = 64
+    # Consecutive shards share a signature task until it has this many documents: fewer, larger
+    # objects for every bucket task to open (a task holds ~400 B a document: 0.2 GB at 500k).
+    signature_docs: int = 500_000
     batch_size: int = 2048
     seed: int = 1
     keep_work: bool = False   # keep shuffle/edge objects under work_dir (debugging)
@@ -64,7 +67,7 @@ class DedupConfig:
         if not 0.0 < self.min_recall < 1.0:
             raise ValueError(f"min_recall must be in (0, 1), got {self.min_recall}")
         for name in ("max_perm", "word_ngram", "char_ngram", "partition_docs", "batch_size", "verify_chunk",
-                     "max_rounds"):
+                     "max_rounds", "signature_docs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.bucket_all_pairs < 2:

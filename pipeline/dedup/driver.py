@@ -66,7 +66,7 @@ class _Phase:
         self.result.phases[self.name] = {
             "seconds": round(time.perf_counter() - self.t0, 3), "tasks": self.tasks,
             "peak_rss_mb": round(max(self.task_peak, peak_rss()) / 2**20, 1),
-            "max_objects_read": self.objects}
+            "task_peak_rss_mb": round(self.task_peak / 2**20, 1), "max_objects_read": self.objects}
 
 
 def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig, map_fn: MapFn) -> DedupResult:
@@ -92,18 +92,23 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
     def at(*parts: str) -> str:
         return storage.join(work, *parts)
 
-    sig = tuple(at("signatures", f"{i:05d}.bin") for i in range(n_shards))
+    groups = _group(counts, config.signature_docs)
+    objects = tuple(at("signatures", f"{j:05d}.bin") for j in range(len(groups)))
     G = (params.bands + 1) * P
     with _Phase(res, "signatures") as ph:
-        ph.done(map_fn(signature_task, [SignatureTask(i, p, sig[i], params, P) for i, p in enumerate(paths)]))
+        ph.done(map_fn(signature_task, [SignatureTask(tuple((i, paths[i]) for i in g), objects[j], params, P)
+                                        for j, g in enumerate(groups)]))
+    # Per shard: its signature object, and where its rows start among that object's documents.
+    sig_of = [objects[j] for j, g in enumerate(groups) for _ in g]
+    first_row = [sum(counts[g[0]: i]) for g in groups for i in g]
 
-    final = link(res, sig, paths, config, map_fn, work)
+    final = link(res, objects, n_shards, paths, config, map_fn, work)
 
     with _Phase(res, "assign") as ph:
         mb = tuple(at("assign", f"members-{p:05d}.bin") for p in range(P))
         ph.done(map_fn(member_task, [MemberTask(p, final, mb[p], n_shards) for p in range(P)]))
         rs = tuple(at("assign", f"resolve-{s:05d}.bin") for s in range(n_shards))
-        ph.done(map_fn(resolve_task, [ResolveTask(s, paths[s], sig[s], G + P, mb, rs[s], P) for s in range(n_shards)]))
+        ph.done(map_fn(resolve_task, [ResolveTask(s, paths[s], sig_of[s], G + P, first_row[s], mb, rs[s], P) for s in range(n_shards)]))
         rt = tuple(at("assign", f"roots-{p:05d}.bin") for p in range(P))
         outs = ph.done(map_fn(root_task, [RootTask(p, rs, rt[p]) for p in range(P)]))
         res.clusters = sum(o["clusters"] for o in outs)
@@ -121,12 +126,25 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
     return res
 
 
-def link(res: DedupResult, sig: tuple[str, ...], paths: tuple[str, ...], config: DedupConfig, map_fn: MapFn,
-         work: str) -> tuple[str, ...]:
-    """Buckets, verification and connected components, from the signature objects `sig` (one per
-    shard, in shard order) to the last round's edge objects: every clustered document x as an edge
-    (smallest document of its cluster, x) in x's partition. bench/dedup_scale.py starts here."""
-    P, n_shards = res.partitions, len(sig)
+def _group(counts: list[int], docs: int) -> list[list[int]]:
+    """Consecutive shard indices, a group closed once it reaches `docs` documents."""
+    groups: list[list[int]] = []
+    size = docs
+    for i, n in enumerate(counts):
+        if size >= docs:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += n
+    return groups
+
+
+def link(res: DedupResult, sig: tuple[str, ...], n_shards: int, paths: tuple[str, ...], config: DedupConfig,
+         map_fn: MapFn, work: str) -> tuple[str, ...]:
+    """Buckets, verification and connected components, from the signature objects `sig` to the
+    last round's edge objects: every clustered document x as an edge (smallest document of its
+    cluster, x) in x's partition. bench/dedup_scale.py starts here."""
+    P = res.partitions
     bands = res.bands
     G = (bands + 1) * P
 

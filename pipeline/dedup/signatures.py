@@ -1,16 +1,21 @@
-"""Phase 1, signatures: one task per input shard.
+"""Phase 1, signatures: one task per group of consecutive shards (`signature_docs` documents).
 
 For every document: the exact hash of its normalised text (NFKC, casefold, whitespace collapsed)
-and, for the first copy of each text in the shard, its MinHash band hashes. Output is ONE
-partitioned object per shard (see common.py):
+and, for the first copy of each text in the task, its MinHash band hashes. Output is ONE
+partitioned object per task (see common.py), so a bucket task opens one object per signature
+task, not one per input shard (90,000 shards of 26,000 kept documents: 4,700 objects, not 90,000):
 
     parts [0, G)        hash records (band hash, key, exact hash) of group g = band * P + hash % P;
                         the exact hashes form one more "band" (index `bands`), so exact dedup goes
                         through the same shuffle. G = (bands + 1) * P.
-    parts [G, G + P)    in-shard exact edges (first copy, later copy), split by the later copy's
+    parts [G, G + P)    in-task exact edges (first copy, later copy), split by the later copy's
                         node partition: the first copy alone stands for its text in the buckets, so
-                        a page repeated 100,000 times adds at most one record per shard to a bucket.
-    part  G + P         the exact hash of every row, in row order (the assign phase reads it).
+                        a page repeated 100,000 times adds at most one record per task to a bucket.
+    part  G + P         the exact hash of every document, in key order (the assign phase reads it).
+
+The first copy in a task is the smallest key of its text there (shards in index order, rows in
+order), and the smallest key of a text in the corpus is the first in its task: it always has
+band records, which is what lets a near bucket collapse copies to it.
 """
 
 from __future__ import annotations
@@ -38,8 +43,7 @@ from pipeline.minhash import MinHasher, band_hashes, exact_hash, normalize_text
 
 @dataclass(frozen=True)
 class SignatureTask:
-    shard_index: int
-    path: str
+    shards: tuple[tuple[int, str], ...]   # (shard index, kept parquet), consecutive indices
     out: str
     params: SigParams
     partitions: int
@@ -54,10 +58,6 @@ def signature_task(t: SignatureTask) -> dict[str, Any]:
     reset_counters()
     t0 = time.perf_counter()
     p = t.params
-    pf = storage.parquet_file(t.path)
-    names = set(pf.schema_arrow.names)
-    check_columns(t.path, names, ("doc_id", "text"))
-    cols = [c for c in ("text", "language") if c in names]
     hasher = MinHasher(p.bands * p.rows, p.seed) if p.near else None
     shingler = p.shingler()
     keys_l: list[np.ndarray] = []
@@ -65,13 +65,13 @@ def signature_task(t: SignatureTask) -> dict[str, Any]:
     first_l: list[np.ndarray] = []
     signed_l: list[np.ndarray] = []
     bands_l: list[np.ndarray] = []
-    first_of: set[int] = set()          # exact hashes seen in this shard
-    row = 0
-    for batch in pf.iter_batches(batch_size=p.batch_size, columns=cols):
+    first_of: set[int] = set()          # exact hashes seen in this task (its shards, in key order)
+    docs = 0
+    for index, row, batch in _batches(t.shards, p.batch_size):
         texts = batch.column("text").to_pylist()
-        langs = batch.column("language").to_pylist() if "language" in cols else None
-        doc_keys = (np.uint64(t.shard_index) << np.uint64(ROW_BITS)) + np.arange(row, row + len(texts), dtype=np.uint64)
-        row += len(texts)
+        langs = batch.column("language").to_pylist() if "language" in batch.schema.names else None
+        doc_keys = (np.uint64(index) << np.uint64(ROW_BITS)) + np.arange(row, row + len(texts), dtype=np.uint64)
+        docs += len(texts)
         norm = [normalize_text(x) for x in texts]
         if p.exact:
             ex = np.fromiter((exact_hash(n) for n in norm), np.uint64, len(norm))
@@ -101,7 +101,19 @@ def signature_task(t: SignatureTask) -> dict[str, Any]:
     signed = cat(signed_l) if signed_l else np.zeros(0, np.uint64)
     bh = cat(bands_l) if bands_l else np.zeros((0, p.bands), np.uint64)
     stats = pack(t.out, keys, exact, first, signed, bh, t.partitions, p.bands, p.exact)
-    return task_stats(t0, docs=row, signed=len(signed), **stats)
+    return task_stats(t0, docs=docs, signed=len(signed), **stats)
+
+
+def _batches(shards: tuple[tuple[int, str], ...], size: int):
+    """(shard index, first row, record batch) over the shards in order."""
+    for index, path in shards:
+        pf = storage.parquet_file(path)
+        names = set(pf.schema_arrow.names)
+        check_columns(path, names, ("doc_id", "text"))
+        row = 0
+        for batch in pf.iter_batches(batch_size=size, columns=[c for c in ("text", "language") if c in names]):
+            yield index, row, batch
+            row += batch.num_rows
 
 
 def pack(out: str, keys: np.ndarray, exact: np.ndarray, first: np.ndarray, signed: np.ndarray,
