@@ -47,8 +47,15 @@ batch_size = 32
 partitions = 2
 """
 # Differ by design between a local and a remote or cluster run; everything else must be equal.
-VOLATILE = {"seconds", "started", "ended", "run_id", "worker", "argv", "workers", "input_path", "warc_path",
-            "input_sha256", "retries", "versions", "peak_rss_mb"}
+VOLATILE = {"started", "ended", "run_id", "worker", "argv", "workers", "input_path", "warc_path",
+            "input_sha256", "retries", "versions"}
+
+
+def volatile(key: str) -> bool:
+    """Timings (`seconds`, `cpu_seconds`, ...) and memory peaks (`peak_rss_mb`, ...) vary too."""
+    return key in VOLATILE or "seconds" in key or key.endswith("_mb")
+
+
 JSON_COLUMNS = ("details",)  # JSON text whose timings and memory peaks vary as well
 
 
@@ -57,7 +64,7 @@ def _paths_gz() -> bytes:
 
 
 def snapshot(root: str) -> dict[str, object]:
-    """Every output file below `root` (the work dir aside): parquet as rows minus VOLATILE
+    """Every output file below `root` (the work dir aside): parquet as rows minus volatile()
     columns, and kept as bytes too where no column is volatile; other files as bytes."""
     out: dict[str, object] = {}
     for url in storage.list_files(root):
@@ -69,14 +76,14 @@ def snapshot(root: str) -> dict[str, object]:
             rel = "manifests/run.parquet"  # its name holds the run id
         if rel.endswith(".parquet"):
             table = pq.read_table(io.BytesIO(data))
-            volatile = [c for c in table.column_names if c in VOLATILE]
-            rows = table.drop_columns(volatile).to_pylist()
+            dropped = [c for c in table.column_names if volatile(c)]
+            rows = table.drop_columns(dropped).to_pylist()
             for row in rows:
                 for c in JSON_COLUMNS:
                     if row.get(c):
                         row[c] = _strip(json.loads(row[c]))
             out[rel] = rows
-            if not volatile:
+            if not dropped:
                 out[rel + " (bytes)"] = data
         elif rel.endswith(".json"):
             out[rel] = _strip(json.loads(data))
@@ -87,7 +94,7 @@ def snapshot(root: str) -> dict[str, object]:
 
 def _strip(obj):
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
+        return {k: _strip(v) for k, v in obj.items() if not volatile(k)}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj
@@ -119,9 +126,13 @@ def env():
     """The standard AWS environment pointing at moto, for the driver AND for the nodes' workers
     (raylets inherit the environment they start in, so it is set before the cluster starts)."""
     server = MotoS3()
+    # A private RAY_TMPDIR: Cluster() records its address in $RAY_TMPDIR/ray/ray_current_cluster,
+    # and in the shared /tmp/ray any other bare ray.init() on this machine would attach to it.
+    ray_tmpdir = tempfile.mkdtemp(prefix="gm-rt-", dir="/tmp")
+    os.makedirs(os.path.join(ray_tmpdir, "ray"))
     with pytest.MonkeyPatch.context() as mp:
         extra = {**server.env(), "RAY_AUTH_MODE": "disabled", "GRISTMILL_IO_BACKOFF": "0.05",
-                 "RAY_DEDUP_LOGS": "0"}
+                 "RAY_DEDUP_LOGS": "0", "RAY_TMPDIR": ray_tmpdir}
         for k, v in extra.items():
             mp.setenv(k, v)
         mp.delenv("RAY_ADDRESS", raising=False)
@@ -129,6 +140,7 @@ def env():
         yield server, {**os.environ}
         fresh_filesystems()
     server.stop()
+    shutil.rmtree(ray_tmpdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
