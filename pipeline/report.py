@@ -308,11 +308,14 @@ def section_run(m: Path, s: DocStats) -> str:
     mine = [x for x in rows if x.get("run_id") == r.get("run_id")]
     failed = ", ".join(sorted(str(x["shard"]) for x in mine if x.get("shard_status") == "failed"))
     took = (r["ended"] - r["started"]).total_seconds() if r.get("ended") and r.get("started") else None
+    plans = sorted({(x.get("input_collection"), x.get("input_format"), x.get("collection_stages"))
+                    for x in mine if x.get("collection_stages")}, key=lambda p: tuple(str(v) for v in p))
     return table(None, [
         ["run id", r.get("run_id")], ["status", r.get("status")], ["started", r.get("started")],
         ["duration (s)", took], ["workers", r.get("workers")], ["config hash", r.get("config_hash")],
         ["input shards", len(mine)], ["failed shards", failed or "none"],
         ["stage order", ", ".join(json.loads(r.get("stage_order") or "[]"))],
+        *[[f"stages of {c} ({f})", ", ".join(json.loads(st))] for c, f, st in plans],
         ["runs recorded in this directory", len({x.get("run_id") for x in rows})]])
 
 
@@ -326,8 +329,13 @@ def stage_totals(m: Path) -> dict[str, list[int]]:
         if r["docs_out"] is not None:  # a step that does not count documents has no funnel bar
             acc = totals.setdefault(r["stage"], [0, 0])
             acc[0], acc[1] = acc[0] + (r["docs_in"] or 0), acc[1] + r["docs_out"]
-    rank = {"read": 0, "dedup": 2}
-    return dict(sorted(totals.items(), key=lambda kv: rank.get(stage_base(kv[0]), 1)))  # stable sort
+    # Collections may run different stages (a books shard has no extract): order by the registry,
+    # not by which shard's rows came first.
+    from pipeline.registry import stages
+
+    order = {e.cls.name: e.order for e in stages().values()}
+    rank = {"read": -1, "quality_cut": 1000, "dedup": 1001}
+    return dict(sorted(totals.items(), key=lambda kv: rank.get(stage_base(kv[0]), order.get(kv[0], 999))))
 
 
 def section_funnel(m: Path, s: DocStats) -> str:
@@ -336,7 +344,13 @@ def section_funnel(m: Path, s: DocStats) -> str:
     labels = ["records read"] + [f"after {st}" for st in totals] + ["curated (kept in documents)"]
     if totals and stage_base(next(iter(totals))) == "read":
         labels[1] = "kept after read (HTML responses)"
-    values = [first] + [out for _, out in totals.values()] + [s.kept]
+    # Documents alive after each stage: what read kept, less every stage's drops so far. (A stage's
+    # own docs_out would undercount: only the collections that run it reach it.)
+    alive, values = None, [first]
+    for i, (din, dout) in enumerate(totals.values()):
+        alive = dout if i == 0 else alive - (din - dout)
+        values.append(alive)
+    values.append(s.kept)
     body = hbars(labels, [("docs", values, BLUE)], first or None)
     if not totals:
         body += note("per-stage counts (stages*.parquet) not in this run")

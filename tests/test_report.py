@@ -318,7 +318,7 @@ def test_report_renders_in_headless_chromium(run_out, tmp_path):
     assert not r["console"], r["console"][:3]
     assert r["requests"] == [page_url]  # self-contained: nothing but the page itself is fetched
     facts = r["facts"]
-    assert facts["sections"] == ["run", "funnel", "drops", "languages", "quality", "toxicity", "dedup", "pii",
+    assert facts["sections"] == ["run", "funnel", "drops", "languages", "quality", "quality_model", "toxicity", "dedup", "pii",
                                  "mixture", "validation"]
     assert facts["svgs"] >= 5 and facts["drawn"] == facts["svgs"]
     n = read_manifest(out, "documents").num_rows
