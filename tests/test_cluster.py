@@ -171,17 +171,18 @@ def cluster(env):
     # The nodes take the machine's address, not 127.0.0.1: on Linux a driver's ray.init() turns
     # 127.0.0.1 into that address (services.resolve_ip_for_localhost) and would find no GCS there.
     small = {"object_store_memory": 80 * 2**20}
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": dirs[0], "include_dashboard": False,
-                                                      **small})
-    c.spare_dir = dirs[3]  # type: ignore[attr-defined]
+    c = None
     try:
-        c.small = small  # type: ignore[attr-defined]
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": dirs[0],
+                                                          "include_dashboard": False, **small})
+        c.spare_dir, c.small = dirs[3], small  # type: ignore[attr-defined]
         for d in dirs[1:3]:
             c.add_node(num_cpus=1, temp_dir=d, **small)
         c.wait_for_nodes()
         yield c
     finally:
-        c.shutdown()
+        if c is not None:
+            c.shutdown()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
 
