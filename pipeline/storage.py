@@ -117,6 +117,20 @@ def filesystem(url: str) -> Any:
     return fs
 
 
+def reset_filesystems() -> None:
+    """Forget every filesystem this process made: this module's per-protocol cache AND fsspec's
+    own instance cache (keyed by constructor arguments, not by the environment), so that a changed
+    endpoint or credential (AWS_ENDPOINT_URL, ...) takes effect."""
+    import fsspec
+
+    for proto in list(_FS_CACHE) + ["s3", "gs", "http", "https"]:
+        try:
+            fsspec.get_filesystem_class(proto).clear_instance_cache()
+        except (ImportError, ValueError):
+            pass  # a protocol whose package is not installed
+    _FS_CACHE.clear()
+
+
 def _fs_path(url: str) -> str:
     return local_path(url) if is_local(url) else url
 

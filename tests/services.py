@@ -57,11 +57,7 @@ def fresh_filesystems() -> None:
     """Forget every fsspec filesystem this process made: storage's per-protocol cache AND fsspec's
     own instance cache (keyed by constructor arguments, not by the environment, so it would keep
     an s3fs bound to an earlier test's endpoint)."""
-    import fsspec
-
-    storage._FS_CACHE.clear()
-    for proto in ("s3", "http", "https"):
-        fsspec.get_filesystem_class(proto).clear_instance_cache()
+    storage.reset_filesystems()
 
 
 @dataclass

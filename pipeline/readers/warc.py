@@ -98,8 +98,10 @@ class WarcReader:
                         yield self._record(rec, last)
                 except Exception as exc:
                     if storage.is_transient(exc):
-                        # Still failing after storage's retries: the rest of the file is lost, and said so.
-                        self.read_failed = storage.redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                        # Still failing after storage's retries: the rest of the file is lost, and said so
+                        # (with the underlying cause: fsspec reports a 503 as FileNotFoundError).
+                        cause = exc.__cause__ or exc.__context__ or exc
+                        self.read_failed = storage.redact_text(f"{type(cause).__name__}: {cause}")[:300]
                         yield self._doc(last or start, "unparsed", drop_stage="read",
                                         drop_reason=f"read_failed: {self.read_failed}")
                         return
