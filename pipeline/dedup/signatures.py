@@ -3,7 +3,7 @@
 For every document: the exact hash of its normalised text (NFKC, casefold, whitespace collapsed)
 and, for the first copy of each text in the task, its MinHash band hashes. Output is ONE
 partitioned object per task (see common.py), so a bucket task opens one object per signature
-task, not one per input shard (90,000 shards of 26,000 kept documents: 4,700 objects, not 90,000):
+task, not one per input shard (90,000 shards of 26,000 kept documents: 9,000 objects, not 90,000):
 
     parts [0, G)        hash records (band hash, key, exact hash) of group g = band * P + hash % P;
                         the exact hashes form one more "band" (index `bands`), so exact dedup goes
