@@ -31,6 +31,7 @@ import functools
 import json
 import re
 import sys
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from datatrove.utils.text import TERMINAL_PUNCTUATION
 
 from filters.words import (
     DocSplit,
-    count_sentences,
+    count_sentences_in_lines,
     fineweb_scores,
     gopher_scores,
     repetition_scores,
@@ -318,15 +319,16 @@ class QualityFilter(Filter):
             skipped.append("gopher_too_few_stop_words")
         s.update(repetition_scores(split, words, joiner="" if name in UNSPACED_LANGUAGES else " "))
         s.update(gopher_scores(split, words, stop, unspaced=name in UNSPACED_LANGUAGES))
-        c4, content_lines, content_words = self._c4(split, th, unspaced=name in UNSPACED_LANGUAGES)
+        c4, content_lines, content, content_words = self._c4(split, th, unspaced=name in UNSPACED_LANGUAGES)
         s.update(c4)
         s.update(fineweb_scores(content_lines, content_words, th["short_line_length"]))
         s["quality_skipped"] = ",".join(skipped) or None
         s["quality_score"] = _score(s, th, cfg)
-        return s, "\n".join(content_lines)
+        return s, content
 
-    def _c4(self, split: DocSplit, th: dict[str, float], unspaced: bool) -> tuple[dict[str, Any], list[str], int]:
-        """C4's line rules (datatrove's order): content lines, their token count, doc flags."""
+    def _c4(self, split: DocSplit, th: dict[str, float], unspaced: bool) -> tuple[dict[str, Any], list[str], str, int]:
+        """C4's line rules (datatrove's order): doc flags, content lines (as a list and joined by
+        newlines), their token count."""
         cfg = self.config
         lower = split.text.lower()
         # one search over the whole text spares a per-line lower() for almost every page
@@ -337,40 +339,49 @@ class QualityFilter(Filter):
         terminal = th["c4_terminal_punct"] > 0
         min_words, max_len = th["c4_min_words_per_line"], th["c4_max_word_length"]
         kept: list[str] = []
-        n_tokens = sentences = 0
+        dropped: list[str] = []  # non-empty lines that are not content
         lorem = curly = False
-        for line, tokens in zip(split.lines, split.line_words):
+        # per-line tokens only where a rule counts them (unspaced scripts)
+        for line, tokens in zip(split.lines, split.line_words if unspaced else repeat(None)):
             line = line.strip()
             if not line:
                 continue
             if max_len >= 0 and len(line) > max_len and any(len(w) > max_len for w in line.split()):
+                dropped.append(line)
                 continue
             if terminal and (not line.endswith(C4_END) or line.endswith("...")):
+                dropped.append(line)
                 continue
             if min_words >= 0:
                 # C4 counts whitespace-separated words; without spaces, count word tokens
                 n = sum(not token_kind(t)[0] for t in tokens) if unspaced else len(line.split())
                 if n < min_words:
+                    dropped.append(line)
                     continue
             if check_lorem or check_js or check_curly or check_policy:
                 line_l = line.lower()
                 if check_lorem and "lorem ipsum" in line_l:
                     lorem = True  # C4 drops the page; keep measuring so every score is stored
                 if check_js and "javascript" in line_l:
+                    dropped.append(line)
                     continue
                 if check_curly and "{" in line:
                     curly = True
                 if check_policy and any(p in line_l for p in POLICY_SUBSTRINGS):
+                    dropped.append(line)
                     continue
-            sentences += count_sentences(line)
             kept.append(line)
-            n_tokens += len(tokens)
+        # the content lines' tokens: every token but the dropped lines' (an empty line has none);
+        # the dropped lines are the fewer and shorter ones, so only they are split again
+        n_tokens = len(split.words) - sum(len(split.tokens(x)) for x in dropped)
         total = sum(len(x) for x in split.lines) or 1
+        content = "\n".join(kept)
+        sentences = count_sentences_in_lines(content, len(kept))  # one search, not one per line
         scores = {
             "quality_c4_lorem_ipsum": lorem, "quality_c4_curly_bracket": curly, "quality_c4_sentences": sentences,
             "quality_c4_removed_char_frac": 1.0 - sum(len(x) for x in kept) / total,
         }
-        return scores, kept, n_tokens
+        return scores, kept, content, n_tokens
 
     def keep(self, doc: Document, scores: dict[str, Any]) -> tuple[bool, str | None]:
         if not scores.get("quality_word_count") and not scores.get("quality_content_lines"):

@@ -72,7 +72,8 @@ def _mark_ranges() -> list[tuple[int, int]]:
 
 
 _UNSPACED = _class(list(UNSPACED_RANGES))
-_MARKS = _class(_mark_ranges())
+_MARK_RANGES = _mark_ranges()
+_MARKS = _class(_MARK_RANGES)
 _WORD_CHAR = rf"(?:[^\W{_UNSPACED}]|[{_MARKS}])"
 # English clitics, split off as spaCy does ("it's" -> "it" "'s"): Gopher's ratios count them.
 _CLITIC = r"['’](?:[sSmMdDtT]|re|RE|ve|VE|ll|LL)(?!\w)"
@@ -98,15 +99,40 @@ def _needs_full_pattern(ch: str) -> bool:
 def _plain(text: str) -> bool:
     """No combining mark and no unspaced character in `text`. A regex search with the full
     class is slow (thousands of ranges); the set of distinct characters is small."""
+    if _MAYBE_SLOW.search(text) is None:  # one table lookup per character: most pages stop here
+        return True
     return not any(map(_needs_full_pattern, set(text)))
+
+
+# The same classes, BMP part only, or any non-BMP character: sre tests a BMP class with one
+# bitmap lookup, but the non-BMP members of a class one range at a time (why `_SLOW_CHARS`
+# is slow on whole texts). A non-BMP character (an emoji, say) goes to the exact check above.
+_MAYBE_SLOW = re.compile(
+    "[" + _class([(a, min(b, 0xFFFF)) for a, b in [*UNSPACED_RANGES, *_MARK_RANGES] if a <= 0xFFFF]) + "]"
+    "|[\U00010000-\U0010ffff]"
+)
+
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
 # Full-width stops end a sentence wherever they are; the others (. ! ? । ؟ ። ...) before a space.
 _FULL_WIDTH_END = "。！？｡．"
-_SENTENCE_END = re.compile(
-    rf"[{re.escape(''.join(sorted(set(TERMINAL_PUNCTUATION) - set(_FULL_WIDTH_END))))}]+[\"'”’»)\]]*(?=\s)"
-    rf"|[{_FULL_WIDTH_END}]+[”’」』）]*(?=.)"
-)
+_STOPS = sorted(set(TERMINAL_PUNCTUATION) - set(_FULL_WIDTH_END))
+
+
+def _sentence_end(stops: list[str], space: str) -> re.Pattern[str]:
+    return re.compile(rf"[{re.escape(''.join(stops))}]+[\"'”’»)\]]*(?={space})|[{_FULL_WIDTH_END}]+[”’」』）]*(?=.)")
+
+
+_SENTENCE_END = _sentence_end(_STOPS, r"\s")
+# The same ends in lines joined by "\n" (lines from str.splitlines hold no "\n"): "\n" counts as
+# the end of a line, not as the space after a sentence ("." excludes it already), and no class
+# matches "\n", so no match spans two lines: one search per document instead of one per line.
+# sre tests a character against a class's non-BMP members one by one (datatrove's list has 75,
+# Brahmi to Adlam), 3x the cost of the whole search; text without such characters cannot
+# match them, so it is searched with the BMP members only.
+_SENTENCE_END_IN_LINES = _sentence_end(_STOPS, r"[^\S\n]")
+_SENTENCE_END_IN_BMP_LINES = _sentence_end([c for c in _STOPS if c <= "\uffff"], r"[^\S\n]")
+_NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 FINEWEB_END = tuple(TERMINAL_PUNCTUATION)
 
 
@@ -127,26 +153,39 @@ _CODES: dict[str, int] = {}  # token -> 2 * is_symbol + has_alpha (see gopher_sc
 
 @dataclass(slots=True)
 class DocSplit:
-    """The split every rule shares: lines and the tokens of each line."""
+    """The split every rule shares: lines, and the tokens of the whole text (a token never
+    spans two lines: no token holds whitespace, and every line break is whitespace)."""
 
     text: str
     lines: list[str]
-    line_words: list[list[str]]
+    words: list[str]
+    plain: bool  # no combining mark and no unspaced character: TOKEN_RE_PLAIN gives the tokens
+    _line_words: list[list[str]] | None = None
 
     @property
-    def words(self) -> list[str]:
-        return [w for ws in self.line_words for w in ws]
+    def line_words(self) -> list[list[str]]:
+        """The tokens of each line (computed on first use: most documents never need them)."""
+        if self._line_words is None:
+            self._line_words = [self.tokens(line) if line else [] for line in self.lines]
+        return self._line_words
+
+    def tokens(self, line: str) -> list[str]:
+        """The tokens of one line of this text."""
+        if self.plain or _plain(line):  # the plain pattern where it gives the same tokens: faster
+            return TOKEN_RE_PLAIN.findall(line)
+        return TOKEN_RE.findall(line)
 
 
 def split_document(text: str) -> DocSplit:
-    """Split `text` into lines (str.splitlines) and the tokens of each line."""
+    """Split `text` into lines (str.splitlines) and tokens. One search over the whole text, not
+    one per line: the same tokens (no token spans a line break), 15% faster."""
     lines = text.splitlines()
     if _plain(text):
-        findall = TOKEN_RE_PLAIN.findall
-        return DocSplit(text=text, lines=lines, line_words=[findall(line) if line else [] for line in lines])
-    slow, plain = TOKEN_RE.findall, TOKEN_RE_PLAIN.findall
-    return DocSplit(text=text, lines=lines, line_words=[
-        (plain(line) if _plain(line) else slow(line)) if line else [] for line in lines])
+        return DocSplit(text=text, lines=lines, words=TOKEN_RE_PLAIN.findall(text), plain=True)
+    # Mixed text: each line with the pattern it needs (most lines of a mixed page are plain).
+    split = DocSplit(text=text, lines=lines, words=[], plain=False)
+    split.words = [w for ws in split.line_words for w in ws]
+    return split
 
 
 def split_words(text: str) -> list[str]:
@@ -224,6 +263,14 @@ def gopher_scores(split: DocSplit, words: list[str], stop: frozenset[str] | None
 def count_sentences(line: str) -> int:
     """Sentences in a line: sentence-ending punctuation inside it, plus the last sentence."""
     return len(_SENTENCE_END.findall(line)) + 1
+
+
+def count_sentences_in_lines(joined: str, n_lines: int) -> int:
+    """`sum(map(count_sentences, lines))` for `joined = "\\n".join(lines)` (no line holding "\\n")."""
+    if not n_lines:
+        return 0
+    pattern = _SENTENCE_END_IN_LINES if _NON_BMP.search(joined) else _SENTENCE_END_IN_BMP_LINES
+    return len(pattern.findall(joined)) + n_lines
 
 
 def fineweb_scores(lines: list[str], n_words: int, short_line_length: float) -> dict[str, Any]:

@@ -309,25 +309,39 @@ def test_config_from_toml_values_builds():
     assert QualityFilter(cfg).profile("de")[1]["min_alpha_words_ratio"] == 0.774
 
 
-def test_ngram_repetition_values_equal_the_reference_helpers_on_all_990_pages():
-    """filters.ngrams (hashed n-grams) gives exactly datatrove's Gopher helper values on every page
-    of the evaluation set (resiliparse's text: fast to get, and boilerplate-rich, so repeats are
-    common), for both joiners, and for one-character tokens (the Chinese seeds)."""
-    from datatrove.pipeline.filters.gopher_repetition_filter import (
-        find_all_duplicate,
-        find_duplicates,
-        find_top_duplicate,
-    )
+@pytest.fixture(scope="module")
+def page_texts() -> list[str]:
+    """resiliparse's text of all 990 evaluation pages (fast to get, and boilerplate-rich, so
+    repeats and short lines are common) plus the Chinese seeds."""
     from resiliparse.extract.html2text import extract_plain_text
 
-    from filters import ngrams
-    from filters.words import split_document
     from pipeline.extract import decode_html
 
     pages = sorted(shared("corpus/pages/trafilatura/html").glob("*.gz"))
     assert len(pages) == 990
     texts = [extract_plain_text(decode_html(gzip.open(p).read(), None)[0], main_content=True) for p in pages]
-    texts += [p.read_text(encoding="utf-8") for p in seeds()]
+    return texts + [p.read_text(encoding="utf-8") for p in seeds()]
+
+
+def leipzig_texts() -> list[str]:
+    """20-sentence texts in 75 languages (one line per sentence)."""
+    rows = [r for r in shared("corpus/lid/sentences.tsv").read_text(encoding="utf-8").splitlines()[::10] if "\t" in r]
+    return ["\n".join(r.split("\t", 1)[1] for r in rows[i : i + 20]) for i in range(0, len(rows), 20)]
+
+
+def test_ngram_repetition_values_equal_the_reference_helpers_on_all_990_pages(page_texts):
+    """filters.ngrams (hashed n-grams) gives exactly datatrove's Gopher helper values on every page
+    of the evaluation set, for both joiners, and for one-character tokens (the Chinese seeds)."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import (
+        find_all_duplicate,
+        find_duplicates,
+        find_top_duplicate,
+    )
+
+    from filters import ngrams
+    from filters.words import split_document
+
+    texts = page_texts
     repeats = 0
     for text in texts:
         split = split_document(text)
@@ -356,12 +370,17 @@ def test_ngram_hash_collision_falls_back_to_exact_strings(monkeypatch):
 
     words = split_words(PROSE * 3 + "ab c d e f g h i j k. a bc d e f g h i j k.")
     real = ngrams.JoinedWords.ngrams
-    monkeypatch.setattr(ngrams.JoinedWords, "ngrams", lambda self, n: (*real(self, n)[:2], real(self, n)[2] * 0))
+    monkeypatch.setattr(ngrams.JoinedWords, "ngrams", lambda self, *a: (*real(self, *a)[:2], real(self, *a)[2] * 0))
     for n in range(5, 11):
         assert ngrams.all_duplicate_chars(words, n) == find_all_duplicate(words, n)
-    for n in (2, 3, 4):
-        assert ngrams.top_duplicate_chars(words, n, " ") == find_top_duplicate(
-            [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)])
+    tops = {}
+    for joiner in (" ", ""):
+        tops[joiner] = [find_top_duplicate([joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)])
+                        for n in (2, 3, 4)]
+        assert [ngrams.top_duplicate_chars(words, n, joiner) for n in (2, 3, 4)] == tops[joiner]
+    dups = [find_all_duplicate(words, n) for n in range(5, 11)]
+    assert ngrams.repetition_chars(words, " ") == (tops[" "], dups)
+    assert ngrams.repetition_chars(words, "") == (tops[""], dups)
 
 
 def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():
@@ -369,9 +388,28 @@ def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():
     scripts; on 75 languages of Leipzig sentences and the seeds it must give identical tokens."""
     from filters.words import TOKEN_RE, split_document
 
-    rows = [r for r in shared("corpus/lid/sentences.tsv").read_text(encoding="utf-8").splitlines()[::10] if "\t" in r]
-    texts = ["\n".join(r.split("\t", 1)[1] for r in rows[i : i + 20]) for i in range(0, len(rows), 20)]
-    texts += [p.read_text(encoding="utf-8") for p in seeds()]
+    texts = leipzig_texts() + [p.read_text(encoding="utf-8") for p in seeds()]
     texts += ["naïve café — it's 3.5 km, l'homme’s e-mail\nहिन्दी भाषा\nภาษาไทย abc", "plain ascii, only."]
     for text in texts:
         assert split_document(text).line_words == [TOKEN_RE.findall(x) if x else [] for x in text.splitlines()]
+
+
+def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
+    """The split and the sentence count search a whole document at once; on every page, the
+    Leipzig sentences, the seeds and made-up lines (non-BMP stops, emoji, marks, CJK) they equal
+    the per-line definitions: tokens line by line, C4's sentences line by line, and the
+    plain-pattern test on the set of distinct characters."""
+    from filters import words as w
+
+    made_up = ["Brahmi stop 𑁇 ends. Next 𑁈 line", "emoji 😀. ok! fine? “quoted.” (x.) [y!]\nnext. line",
+               "a . b\x1cc. d\x85e? f\u2028g! h", "中文句子。第二句！\n「引用。」后面", "हिन्दी भाषा। दूसरा वाक्य॥ और"]
+    texts = page_texts + leipzig_texts() + made_up
+    for text in texts:
+        split = w.split_document(text)
+        by_line = [w.TOKEN_RE_PLAIN.findall(x) if w._plain(x) else w.TOKEN_RE.findall(x) for x in split.lines]
+        assert split.words == [t for ts in by_line for t in ts]
+        assert split.line_words == by_line
+        assert w._plain(text) == (not any(map(w._needs_full_pattern, set(text))))
+        lines = [x.strip() for x in split.lines if x.strip()]
+        assert w.count_sentences_in_lines("\n".join(lines), len(lines)) == sum(map(w.count_sentences, lines))
+    assert w.count_sentences_in_lines("", 0) == 0

@@ -187,6 +187,27 @@ def comments() -> dict[str, str]:
     return json.loads((DATA / "toxicity_comments.json").read_text(encoding="utf-8"))
 
 
+def test_preprocess_equals_its_regex_definition_on_real_pages():
+    """The classifier's input is built by a split and two joins; it must be the string the
+    definition gives (each punctuation character spaced, whitespace collapsed) on all 990 pages'
+    HTML (punctuation-dense), 75 languages of Leipzig sentences and odd whitespace."""
+    import gzip
+    import re
+
+    from filters.toxicity import preprocess
+
+    pages = sorted((SHARED / "corpus" / "pages" / "trafilatura" / "html").glob("*.gz"))
+    if len(pages) != 990:
+        pytest.skip("needs ../shared/corpus/pages/trafilatura/html (the shared test material)")
+    sentences = (SHARED / "corpus" / "lid" / "sentences.tsv").read_text(encoding="utf-8")
+    texts = [gzip.open(p).read().decode("utf-8", "replace")[:20000] for p in pages]
+    texts += [sentences[i : i + 20000] for i in range(0, len(sentences), 20000)]
+    texts += ["", "  ", "İstanbul's\u2028ÉTÉ—l'été…\x1c«a»", "a\u00a0b\tc\n\nd'", "''", "x'-'y"]
+    punct = re.compile(r"([^\w\s'])")
+    for text in texts:
+        assert preprocess(text) == " ".join(punct.sub(r" \1 ", text.lower()).split())
+
+
 def test_classifier_ranks_toxic_above_benign(comments):
     toxic, benign = toxic_probability([comments["toxic"], comments["benign"]])
     assert toxic > 0.9
