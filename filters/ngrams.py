@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,6 +57,7 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _pow, _ipow
 
 
+@lru_cache(maxsize=8)
 def _hash(s: str) -> np.uint64:
     """The polynomial hash of a short string (the joiner)."""
     pw, _ = _powers(len(s) + 1)
@@ -83,12 +85,19 @@ class JoinedWords:
             np.cumsum(codes * pw[: len(codes)], out=prefix[1:])
         self.prefix = prefix[self.starts]  # at word starts (and the end)
         self._texts = {"": text}
+        self._start_lists: dict[str, list[int]] = {}
         self._joined: tuple[np.ndarray, np.ndarray] | None = None
 
     def text(self, joiner: str) -> str:
         if joiner not in self._texts:
             self._texts[joiner] = joiner.join(self.words)
         return self._texts[joiner]
+
+    def start_list(self, joiner: str) -> list[int]:
+        """Where each word starts in the joined text, as a list (for per-position Python work)."""
+        if joiner not in self._start_lists:
+            self._start_lists[joiner] = (self._with_joiner()[0] if joiner else self.starts).tolist()
+        return self._start_lists[joiner]
 
     def _with_joiner(self) -> tuple[np.ndarray, np.ndarray]:
         """(start of each word, prefix hash there) in the `joiner`-joined text; index len(words)
@@ -117,8 +126,7 @@ class JoinedWords:
             starts, prefix, end_pad = self.starts, self.prefix, 0
         a = starts[:m]
         b = starts[n : n + m] - end_pad
-        with np.errstate(over="ignore"):
-            h = (prefix[n : n + m] - prefix[:m]) * self._ipow[a]
+        h = (prefix[n : n + m] - prefix[:m]) * self._ipow[a]  # array arithmetic wraps silently
         return a, b, h
 
 
@@ -159,35 +167,73 @@ def repetition_chars(words: list[str], joiner: str) -> tuple[list[int], list[int
     return tops, dups
 
 
+class _Classes:
+    """Hash classes of all n-gram sizes of one sort: `pos[i]` is the position (within its size)
+    of the i-th sorted entry, classes are runs of equal hash; `begin[c]`, `size[c]` and
+    `first[c]` (its first position) describe class c."""
+
+    __slots__ = ("pos", "new", "begin", "size", "first")
+
+    def __init__(self, packed: np.ndarray, pos_bits: int) -> None:
+        self.pos = (packed & np.uint64((1 << pos_bits) - 1)).astype(np.int64)
+        key = packed >> np.uint64(pos_bits)
+        self.new = np.empty(len(packed), dtype=bool)
+        self.new[0] = True
+        np.not_equal(key[1:], key[:-1], out=self.new[1:])
+        self.begin = np.flatnonzero(self.new)
+        self.size = np.empty(len(self.begin), dtype=np.int64)
+        np.subtract(self.begin[1:], self.begin[:-1], out=self.size[:-1])
+        self.size[-1] = len(packed) - self.begin[-1]
+        self.first = self.pos[self.begin]
+
+    def class_of(self, entries: np.ndarray) -> np.ndarray:
+        """The class of each sorted entry."""
+        return np.searchsorted(self.begin, entries, side="right") - 1
+
+
 class _Segment:
-    """The n-grams of one size, as hash classes: the text their ranges `a[p]:b[p]` index, the
-    position of every class member ordered by class (`pos`), where each class begins in `pos`
-    (`begin`, with len(pos) appended) and the class of each entry of `pos` (`cls`)."""
+    """The n-grams of one size: n-gram p is word p to word p + n - 1 of the text joined by
+    `joiner`; their entries are o:o+m and their classes c0:c1 in `classes`."""
 
-    __slots__ = ("text", "a", "b", "pos", "begin", "cls")
+    __slots__ = ("joined", "joiner", "n", "classes", "o", "m", "c0", "c1")
 
-    def __init__(self, text: str, a: np.ndarray, b: np.ndarray, pos: np.ndarray, begin: np.ndarray,
-                 cls: np.ndarray) -> None:
-        self.text, self.a, self.b, self.pos, self.begin, self.cls = text, a, b, pos, begin, cls
+    def __init__(self, joined: JoinedWords, joiner: str, n: int, classes: _Classes, o: int, m: int) -> None:
+        self.joined, self.joiner, self.n, self.classes, self.o, self.m = joined, joiner, n, classes, o, m
+        # entry o begins a class (a class never spans sizes)
+        self.c0, self.c1 = np.searchsorted(classes.begin, (o, o + m)).tolist()
+
+    @property
+    def text(self) -> str:
+        return self.joined.text(self.joiner)
+
+    @property
+    def starts(self) -> list[int]:
+        return self.joined.start_list(self.joiner)
 
     def gram(self, p: int) -> str:
-        return self.text[self.a[p] : self.b[p]]
+        starts = self.starts
+        return self.text[starts[p] : starts[p + self.n] - len(self.joiner)]
+
+    def chars(self, p: int) -> int:
+        starts = self.starts
+        return starts[p + self.n] - len(self.joiner) - starts[p]
 
 
 def _segments(joined: JoinedWords, specs: list[tuple[int, bool]]) -> list[_Segment | None]:
     """Hash classes for each (n, joiner-joined?), from one sort of packed integers: the spec's
     index in the top bits, then the hash's low bits, then the position. Sorting groups each
     size, then each class, with its positions ascending."""
+    if len(specs) > 1 << _TAG_BITS:
+        raise ValueError(f"at most {1 << _TAG_BITS} n-gram sizes per sort")
     m_max = len(joined.words) - min((n for n, _ in specs), default=1) + 1
-    if m_max <= 0 or len(specs) > 1 << _TAG_BITS:
-        if len(specs) > 1 << _TAG_BITS:
-            raise ValueError(f"at most {1 << _TAG_BITS} n-gram sizes per sort")
+    if m_max <= 0:
         return [None] * len(specs)
     pos_bits = max(1, (m_max - 1).bit_length())
     # The hash's low bits are kept (>= 40 of them below 2^20 words): two texts that differ in one
     # character differ by (code difference) * BASE^k modulo 2^64, whose lowest set bit is that of
     # the code difference (< 2^21), so they never collide; the top bits can ("I"/"i" at k = 0).
     hash_mask = np.uint64((1 << (64 - _TAG_BITS - pos_bits)) - 1)
+    positions = np.arange(m_max, dtype=np.uint64)
     parts, where = [], []
     offset = 0
     for k, (n, spaced) in enumerate(specs):
@@ -195,28 +241,18 @@ def _segments(joined: JoinedWords, specs: list[tuple[int, bool]]) -> list[_Segme
         if m <= 0:
             where.append(None)
             continue
-        a, b, h = joined.ngrams(n, spaced)
-        parts.append(((h & hash_mask) << np.uint64(pos_bits)) | np.arange(m, dtype=np.uint64)
-                     | np.uint64(k << (64 - _TAG_BITS)))
-        where.append((joined.text(joined.joiner if spaced else ""), a, b, offset, m))
+        h = joined.ngrams(n, spaced)[2]
+        parts.append(((h & hash_mask) << np.uint64(pos_bits)) | (positions[:m] | np.uint64(k << (64 - _TAG_BITS))))
+        where.append((n, spaced, offset, m))
         offset += m
-    packed = np.sort(np.concatenate(parts) if len(parts) > 1 else parts[0])
-    pos = (packed & np.uint64((1 << pos_bits) - 1)).astype(np.int64)
-    key = packed >> np.uint64(pos_bits)
-    new = np.empty(len(packed), dtype=bool)
-    new[0] = True
-    np.not_equal(key[1:], key[:-1], out=new[1:])
-    begin = np.flatnonzero(new)
-    cls = np.cumsum(new) - 1
+    classes = _Classes(np.sort(np.concatenate(parts) if len(parts) > 1 else parts[0]), pos_bits)
     out: list[_Segment | None] = []
     for w in where:
         if w is None:
             out.append(None)
             continue
-        text, a, b, o, m = w
-        # this size's classes: those beginning within its entries o:o+m (a class never spans sizes)
-        c0, c1 = int(cls[o]), int(cls[o + m - 1]) + 1
-        out.append(_Segment(text, a, b, pos[o : o + m], np.append(begin[c0:c1] - o, m), cls[o : o + m] - c0))
+        n, spaced, o, m = w
+        out.append(_Segment(joined, joined.joiner if spaced else "", n, classes, o, m))
     return out
 
 
@@ -232,18 +268,20 @@ def _top(words: list[str], n: int, joiner: str, seg: _Segment) -> int:
 def _top_hashed(seg: _Segment) -> int:
     # Counter.most_common(1) returns the first-inserted of the most frequent n-grams: of the
     # largest classes, the one whose first position (its first occurrence) is earliest.
-    sizes = np.diff(seg.begin)
+    cl = seg.classes
+    sizes = cl.size[seg.c0 : seg.c1]
     best = int(sizes.max())
-    largest = seg.begin[:-1][sizes == best]
-    c = int(largest[np.argmin(seg.pos[largest])])  # where that class begins in `pos`
-    members = seg.pos[c : c + best].tolist()
+    if best == 1:
+        return seg.chars(0)
+    largest = np.flatnonzero(sizes == best) + seg.c0
+    c = int(largest[np.argmin(cl.first[largest])])
+    members = cl.pos[cl.begin[c] : cl.begin[c] + best].tolist()
     p = members[0]
-    if best > 1:
-        gram = seg.gram(p)
-        for q in members[1:]:
-            if seg.gram(q) != gram:
-                raise _Collision
-    return int(seg.b[p] - seg.a[p]) * best
+    gram = seg.gram(p)
+    for q in members[1:]:
+        if seg.gram(q) != gram:
+            raise _Collision
+    return seg.chars(p) * best
 
 
 def _all(words: list[str], n: int, seg: _Segment) -> int:
@@ -270,24 +308,23 @@ def _all_strings(words: list[str], n: int) -> int:
 def _all_hashed(seg: _Segment, n: int) -> int:
     # Only a position whose hash occurred earlier can be a repeat; every other position the
     # walk reaches is remembered. The walk skips positions only when it jumps past a repeat.
-    later = np.ones(len(seg.pos), dtype=bool)
-    later[seg.begin[:-1]] = False  # a class's first entry is its first occurrence
-    if not later.any():
-        return 0
-    rep_pos = seg.pos[later]
+    if seg.c1 - seg.c0 == seg.m:
+        return 0  # every n-gram is new
+    cl, o, m = seg.classes, seg.o, seg.m
+    later = np.flatnonzero(~cl.new[o : o + m]) + o  # entries after their class's first (occurrence)
+    rep_pos = cl.pos[later]
     order = np.argsort(rep_pos)
-    rep_cls = seg.cls[later][order]
-    first = seg.pos[seg.begin[:-1]]
+    rep_cls = cl.class_of(later[order])
     remembered: dict[int, int] = {}  # hash class -> a visited position of it (not its first)
     jumps: list[int] = []  # positions of counted repeats, ascending (each hides the next n-1)
     chars = nxt = 0
-    a, b = seg.a, seg.b
-    for p, c in zip(rep_pos[order].tolist(), rep_cls.tolist()):
+    text, starts = seg.text, seg.starts  # "" joined: n-gram p is text[starts[p]:starts[p + n]]
+    for p, c, f in zip(rep_pos[order].tolist(), rep_cls.tolist(), cl.first[rep_cls].tolist()):
         if p < nxt:
             continue  # jumped over
         rep = remembered.get(c)
         if rep is None:
-            f = int(first[c])  # visited unless inside the n-1 positions after a counted repeat
+            # the class's first occurrence is visited unless inside the n-1 positions after a counted repeat
             k = bisect_right(jumps, f)
             if not (k and jumps[k - 1] + n > f):
                 rep = f
@@ -295,9 +332,10 @@ def _all_hashed(seg: _Segment, n: int) -> int:
             remembered[c] = p
             nxt = p + 1
             continue
-        if seg.gram(p) != seg.gram(rep):
+        end = starts[p + n]
+        if text[starts[p] : end] != text[starts[rep] : starts[rep + n]]:
             raise _Collision
-        chars += int(b[p] - a[p])
+        chars += end - starts[p]
         jumps.append(p)
         nxt = p + n
     return chars

@@ -273,6 +273,7 @@ class QualityFilter(Filter):
         super().__init__(config)
         self.config.validate()
         self._profiles: dict[str, tuple[str, dict[str, float], frozenset[str] | None]] = {}
+        self._plans: dict[str, _Plan] = {}
 
     def profile(self, language: str | None) -> tuple[str, dict[str, float], frozenset[str] | None]:
         """(language, thresholds, stop words or None) for a document language; languages
@@ -323,7 +324,7 @@ class QualityFilter(Filter):
         s.update(c4)
         s.update(fineweb_scores(content_lines, content_words, th["short_line_length"]))
         s["quality_skipped"] = ",".join(skipped) or None
-        s["quality_score"] = _score(s, th, cfg)
+        s["quality_score"] = _score(s, self.plan(name))
         return s, content
 
     def _c4(self, split: DocSplit, th: dict[str, float], unspaced: bool) -> tuple[dict[str, Any], list[str], str, int]:
@@ -386,44 +387,61 @@ class QualityFilter(Filter):
     def keep(self, doc: Document, scores: dict[str, Any]) -> tuple[bool, str | None]:
         if not scores.get("quality_word_count") and not scores.get("quality_content_lines"):
             return False, "quality_empty"
-        _, th, _ = self.profile(doc.language)
-        for rule in RULES:
-            failed = _fails(rule, scores.get(rule.column), th, self.config)
-            if failed:
-                return False, rule.reason
-        return True, None
+        reason = _first_failure(scores, self.plan(doc.language))
+        return (False, reason) if reason else (True, None)
+
+    def plan(self, language: str | None) -> _Plan:
+        """The rules as they apply to a language (thresholds looked up once per language)."""
+        lang = language or self.config.default_language
+        if lang not in self._plans:
+            self._plans[lang] = _plan(self.profile(lang)[1], self.config)
+        return self._plans[lang]
 
 
-def _fails(rule: Rule, value: Any, th: dict[str, float], cfg: QualityConfig) -> bool:
-    if value is None:
-        return False
-    if rule.kind == "flag":
-        return bool(value) and getattr(cfg, rule.reason)
-    if rule.kind == "nonzero":
-        return value == 0
-    t = th[rule.key]
-    if t < 0:
-        return False
-    return value > t if rule.kind == "max" else value < t
+# A rule as it applies to one language: (reason, stored column, kind, threshold); a flag's
+# "threshold" is its config switch, and rules turned off (negative threshold) are left out.
+_Plan = tuple[tuple[str, str, str, Any], ...]
 
 
-def _score(s: dict[str, Any], th: dict[str, float], cfg: QualityConfig) -> float:
+def _plan(th: dict[str, float], cfg: QualityConfig) -> _Plan:
+    out = []
+    for rule in RULES:
+        if rule.kind == "flag":
+            out.append((rule.reason, rule.column, "flag", bool(getattr(cfg, rule.reason))))
+        elif rule.kind == "nonzero":
+            out.append((rule.reason, rule.column, "nonzero", None))
+        elif th[rule.key] >= 0:
+            out.append((rule.reason, rule.column, rule.kind, th[rule.key]))
+    return tuple(out)
+
+
+def _first_failure(s: dict[str, Any], plan: _Plan) -> str | None:
+    """The reason of the first rule (in RULES order) the stored scores fail, or None."""
+    for reason, column, kind, t in plan:
+        v = s.get(column)
+        if v is None:
+            continue
+        if (v > t if kind == "max" else v < t if kind == "min" else bool(v) and t if kind == "flag" else v == 0):
+            return reason
+    return None
+
+
+def _score(s: dict[str, Any], plan: _Plan) -> float:
     """Mean over the applied rules of 0.5 + 0.5 * margin / threshold, clipped to [0, 1]: 0.5 at
     a threshold, 1 for a ratio of 0 where a ratio must stay low. Deterministic, higher is
     better; dedup uses it to choose which copy of a duplicate cluster to keep."""
     parts = []
-    for rule in RULES:
-        v = s.get(rule.column)
+    for _, column, kind, t in plan:
+        v = s.get(column)
         if v is None:
             continue
-        if rule.kind in ("flag", "nonzero"):
-            parts.append(0.0 if _fails(rule, v, th, cfg) else 1.0)
-            continue
-        t = th[rule.key]
-        if t < 0:
-            continue
-        margin = (t - v) if rule.kind == "max" else (v - t)
-        parts.append(min(1.0, max(0.0, 0.5 + 0.5 * margin / t)) if t > 0 else float(margin >= 0))
+        if kind == "flag":
+            parts.append(0.0 if bool(v) and t else 1.0)
+        elif kind == "nonzero":
+            parts.append(0.0 if v == 0 else 1.0)
+        else:
+            margin = (t - v) if kind == "max" else (v - t)
+            parts.append(min(1.0, max(0.0, 0.5 + 0.5 * margin / t)) if t > 0 else float(margin >= 0))
     return round(sum(parts) / len(parts), 6) if parts else 0.0
 
 
