@@ -100,7 +100,7 @@ def quality(n: int) -> list[dict]:
     ev = json.loads((SHARED / "evaldata.json").read_text())
     items = sorted(ev.items(), key=lambda kv: kv[1]["file"])[:n]
     settings = {
-        "gristmill (precision; fallback if < 1000 chars)": "ours",
+        "gristmill (precision; fallback with trafilatura defaults if < 1500 chars)": "ours",
         "datatrove (favour_precision, deduplicate, fallback)": dict(favor_precision=True, include_comments=False,
                                                                    deduplicate=True),
         "trafilatura defaults": dict(),
@@ -235,14 +235,80 @@ def modes() -> None:
                   f"{dict(reasons.most_common(6)) or '-'}{note} |")
 
 
+FALLBACK_PASSES = {
+    # name: trafilatura.extract settings (include_tables and include_comments as ExtractConfig)
+    "A": dict(favor_precision=True, no_fallback=True, deduplicate=False),  # the first pass
+    "B": dict(favor_precision=True, no_fallback=False, deduplicate=False),  # the fallback until issue 13
+    "C": dict(favor_precision=False, no_fallback=False, deduplicate=False),  # trafilatura's defaults
+    "Bd": dict(favor_precision=True, no_fallback=False, deduplicate=True),  # = datatrove's settings
+}
+THRESHOLDS = (0, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10**9)
+
+
+def fallback_tuning() -> None:
+    """`[extract] fallback_below_chars` and the fallback chain, chosen on the tuned two thirds of
+    the 990 pages (`tuned()`), reported on the held-out third: each pass's text and CPU seconds
+    per page are computed once (cached in the temp folder), then every rule "first pass; if it
+    gives fewer than T characters, the fallback pass" is scored from them."""
+    import trafilatura
+
+    from pipeline.extract import decode_html
+
+    ev = json.loads((SHARED / "evaldata.json").read_text())
+    cache = Path(tempfile.gettempdir()) / "gristmill_bench_extract_fallback.json"
+    runs = json.loads(cache.read_text()) if cache.is_file() else {}
+    if set(runs) != set(FALLBACK_PASSES):
+        from trafilatura.deduplication import LRU_TEST
+
+        items = sorted(ev.items(), key=lambda kv: kv[1]["file"])
+        html = {url: decode_html(gzip.open(SHARED / "html" / (e["file"] + ".gz")).read(), None)[0] for url, e in items}
+        runs = {k: {} for k in FALLBACK_PASSES}
+        for k, kw in FALLBACK_PASSES.items():
+            # one pass over all pages per setting, as a process runs it: `deduplicate` remembers
+            # text seen on earlier pages (a process-wide cache), so settings must not share it
+            LRU_TEST.clear()
+            for url, _ in items:
+                t0 = time.process_time()
+                text = trafilatura.extract(html[url], url=url, include_tables=True, include_comments=False, **kw) or ""
+                runs[k][url] = (text, time.process_time() - t0)
+        cache.write_text(json.dumps(runs))
+    parts = {"tuned": {u: e for u, e in ev.items() if tuned(e["file"])}}
+    parts["held-out"] = {u: e for u, e in ev.items() if u not in parts["tuned"]}
+    parts["all 990"] = ev
+    rows = []
+    # (deduplicate is left out of two-pass rules: its cache would carry the first pass's text
+    # into the fallback's, which separate passes cannot reproduce)
+    for first, second in (("A", "B"), ("A", "C")):
+        for t in THRESHOLDS:
+            text = {u: a if len(a) >= t else (runs[second][u][0] or a) for u, (a, _) in runs[first].items()}
+            cpu = sum(c for _, c in runs[first].values()) + sum(
+                runs[second][u][1] for u, (a, _) in runs[first].items() if len(a) < t)
+            rows.append((f"{first}, then {second} below {t}", {k: f1(text, p) for k, p in parts.items()}, cpu))
+    for k in FALLBACK_PASSES:
+        rows.append((f"{k} alone", {n: f1({u: x for u, (x, _) in runs[k].items()}, p) for n, p in parts.items()},
+                     sum(c for _, c in runs[k].values())))
+    best = max(rows, key=lambda r: (round(r[1]["tuned"], 4), -r[2]))
+    print(f"\nfallback rule (A: precision, no fallback; B: precision + fallback; C: trafilatura's defaults; "
+          f"Bd: datatrove's settings = B + deduplicate), F1 tuned ({len(parts['tuned'])} pages) / held-out "
+          f"({len(parts['held-out'])}) / all, CPU s for 990 pages; load {os.getloadavg()[0]:.1f}")
+    print("| rule | F1 tuned | F1 held-out | F1 all | CPU s | docs/s per core |\n| --- | --- | --- | --- | --- | --- |")
+    for name, f, cpu in rows:
+        mark = " **(best on tuned)**" if (name, f, cpu) == best else ""
+        print(f"| {name}{mark} | {f['tuned']:.4f} | {f['held-out']:.4f} | {f['all 990']:.4f} | {cpu:.1f} | "
+              f"{len(ev) / cpu:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pages", type=int, default=300, help="pages in the speed WARC")
     ap.add_argument("--quality-pages", type=int, default=990)
     ap.add_argument("--modes-only", action="store_true", help="only the [extract] mode table")
+    ap.add_argument("--fallback-only", action="store_true", help="only the fallback-rule table (tuned/held-out)")
     args = ap.parse_args()
     if args.modes_only:
         return modes()
+    if args.fallback_only:
+        return fallback_tuning()
     if not SHARED.is_dir():
         raise SystemExit(f"needs {SHARED}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -191,3 +191,27 @@ def test_cascade_kept_set_matches_the_full_pass_on_real_pages():
     differ = set(kept["cascade"]) ^ set(kept["trafilatura"])
     assert len(differ) <= 0.005 * len(pages), differ
     assert all(kept["cascade"][u] == kept["trafilatura"][u] for u in kept["cascade"].keys() & kept["trafilatura"])
+
+
+def test_fallback_runs_trafilatura_defaults_only_below_the_threshold():
+    """The first pass (precision, no fallback) decides; a page with less than
+    fallback_below_chars characters is extracted again with trafilatura's own defaults
+    (recall settings, fallback extractors), which give more of a short page's text."""
+    import trafilatura
+
+    pages = sorted(shared("corpus/pages/trafilatura/html").glob("*.gz"))[:60]
+    ex = Extract(ExtractConfig(mode="trafilatura"))
+    ex.ensure_setup()
+    short = 0
+    for p in pages:
+        html = decode_html(gzip.open(p).read(), None)[0]
+        first = trafilatura.extract(html, favor_precision=True, no_fallback=True, include_tables=True,
+                                    include_comments=False) or ""
+        if len(first) >= 1500:
+            assert ex._run(html, None) == first
+            continue
+        short += 1
+        fallback = trafilatura.extract(html, favor_precision=False, no_fallback=False, include_tables=True,
+                                       include_comments=False)
+        assert ex._run(html, None) == (fallback or first)
+    assert 0 < short < len(pages)  # both branches were exercised
