@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import re
 import sys
 from itertools import repeat
@@ -339,6 +340,7 @@ class QualityFilter(Filter):
         check_policy = cfg.c4_policy and any(p in lower for p in POLICY_SUBSTRINGS)
         terminal = th["c4_terminal_punct"] > 0
         min_words, max_len = th["c4_min_words_per_line"], th["c4_max_word_length"]
+        words_cap = max(0, math.ceil(min_words))
         kept: list[str] = []
         dropped: list[str] = []  # non-empty lines that are not content
         lorem = curly = False
@@ -355,7 +357,8 @@ class QualityFilter(Filter):
                 continue
             if min_words >= 0:
                 # C4 counts whitespace-separated words; without spaces, count word tokens
-                n = sum(not token_kind(t)[0] for t in tokens) if unspaced else len(line.split())
+                # (at most ceil(min_words) + 1 pieces: enough to compare, no list of every word)
+                n = sum(not token_kind(t)[0] for t in tokens) if unspaced else len(line.split(None, words_cap))
                 if n < min_words:
                     dropped.append(line)
                     continue

@@ -148,7 +148,16 @@ def token_kind(token: str) -> tuple[bool, bool]:
     return is_symbol, has_alpha
 
 
-_CODES: dict[str, int] = {}  # token -> 2 * is_symbol + has_alpha (see gopher_scores)
+class _Codes(dict):
+    """token -> 2 * is_symbol + has_alpha (see gopher_scores), filled on first lookup."""
+
+    def __missing__(self, token: str) -> int:
+        is_symbol, has_alpha = token_kind(token)
+        self[token] = code = 2 * is_symbol + has_alpha
+        return code
+
+
+_CODES = _Codes()
 
 
 @dataclass(slots=True)
@@ -229,9 +238,6 @@ def gopher_scores(split: DocSplit, words: list[str], stop: frozenset[str] | None
     counts = Counter(words)
     if len(_CODES) > 1 << 18:
         _CODES.clear()
-    for w in set(counts).difference(_CODES):  # iterates the page's words, not the table
-        is_symbol, has_alpha = token_kind(w)
-        _CODES[w] = 2 * is_symbol + has_alpha
     n = len(counts)
     codes = np.fromiter(map(_CODES.__getitem__, counts), dtype=np.int8, count=n)
     cnt = np.fromiter(counts.values(), dtype=np.int64, count=n)

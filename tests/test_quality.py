@@ -413,3 +413,23 @@ def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
         lines = [x.strip() for x in split.lines if x.strip()]
         assert w.count_sentences_in_lines("\n".join(lines), len(lines)) == sum(map(w.count_sentences, lines))
     assert w.count_sentences_in_lines("", 0) == 0
+
+
+def test_content_lines_and_token_counts_equal_a_full_split_per_line(page_texts):
+    """C4's "fewer than N words" compares a capped split (at most ceil(N) + 1 pieces) and counts
+    content tokens as all tokens less the dropped lines'; on every page and for several N, the
+    content lines and token counts equal those of splitting every line in full."""
+    from filters.words import split_document
+
+    for min_words in (0, 1, 2.5, 3, 10):
+        f = QualityFilter(QualityConfig(languages={"*": {"c4_min_words_per_line": min_words}}))
+        th = f.profile("en")[1]
+        for text in page_texts[::3]:
+            split = split_document(text)
+            _, kept, _, n_tokens = f._c4(split, th, unspaced=False)
+            lines = [x.strip() for x in split.lines]
+            want = [x for x in lines if x and len(x.split()) >= min_words and "javascript" not in x.lower()
+                    and not any(p in x.lower() for p in quality.POLICY_SUBSTRINGS)
+                    and not (len(x) > 1000 and any(len(t) > 1000 for t in x.split()))]
+            assert kept == want
+            assert n_tokens == sum(len(split.tokens(x)) for x in want)
