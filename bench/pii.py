@@ -212,7 +212,8 @@ def main() -> None:
     fns = [lambda d: scrub(d.text, ours, language=d.language, url=d.url)]
     for m in olds.values():
         kw = "url" in inspect.signature(m.scrub).parameters
-        fns.append(lambda d, m=m, c=m.PiiConfig(), kw=kw: m.scrub(d.text, c, language=d.language, url=d.url) if kw
+        c = m.PiiConfig()
+        fns.append(lambda d, m=m, c=c, kw=kw: m.scrub(d.text, c, language=d.language, url=d.url) if kw
                    else m.scrub(d.text, c))
     rates = docs_per_s(fns + [lambda d: dt.format(d.text)], docs, args.repeats)
     mb = sum(len(d.text.encode()) for d in docs) / 1e6

@@ -166,8 +166,9 @@ def phone_records(split: str, per_type: int = 2) -> list[Record]:
 
 
 def faker_phone_records(split: str, per_locale: int = 6) -> list[Record]:
-    import faker.providers.phone_number as pn
     from pathlib import Path
+
+    import faker.providers.phone_number as pn
 
     locales = sorted(p.name for p in Path(pn.__file__).parent.iterdir() if re.fullmatch(r"[a-z]{2,3}_[A-Z]{2}", p.name))
     mine = locales[LOCALE_HALF[split]::2]

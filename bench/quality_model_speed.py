@@ -74,13 +74,13 @@ def time_gristmill(texts: list[str], **overrides) -> tuple[float, list[float]]:
 
 
 def time_datatrove(texts: list[str], model: str) -> tuple[float, list[float]]:
-    from datatrove.data import Document
-    from datatrove.pipeline.filters import FastTextClassifierFilter
-
     # datatrove copies even a local model into ~/.cache/huggingface/assets keyed by its PATH: a model
     # retrained at the same path is silently not re-read. A path named by the content avoids that.
     import hashlib
     import shutil
+
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import FastTextClassifierFilter
 
     digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:16]
     keyed = Path(tempfile.gettempdir()) / f"quality_model-{digest}.ftz"

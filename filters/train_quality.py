@@ -35,7 +35,6 @@ import numpy as np
 from filters.quality_model import normalize, positive_probability
 
 
-
 def _pin_mmap_threshold() -> None:
     """fastText's DenseMatrix::uniform initialises only a tenth of the input matrix when thread=1;
     the rest is whatever malloc returns. Making every allocation >= 128 kB a fresh (zeroed) mmap

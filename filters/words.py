@@ -29,7 +29,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 from filters.ngrams import find_duplicates, repetition_chars

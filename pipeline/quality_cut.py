@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline import storage
 
@@ -207,7 +206,7 @@ def run_top_fraction(shards: list[tuple[str, str]], work_dir_url: str, config: A
     if pending:
         want = tuple((c, shift, prefix, need) for c, (shift, prefix, need, _) in sorted(pending.items()))
         got = map_fn(pairs_task, [CutTask(s, u, want_pairs=want) for s, u in shards])
-        for coll, (shift, prefix, need, _) in pending.items():
+        for coll, (_shift, _prefix, need, _) in pending.items():
             ranked = list(heapq.merge(*(g[coll] for g in got), key=lambda p: (-p[0], p[1])))
             key, last_id = ranked[need - 1]
             # Every key above the last kept one stays; at its key, doc ids up to it.

@@ -27,8 +27,7 @@ from dedup_fixtures import (
 )
 
 from pipeline.config import ConfigError, build_section
-from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup import RESULT_SCHEMA
+from pipeline.dedup import RESULT_SCHEMA, DedupConfig, run_dedup
 from pipeline.minhash import MinHasher, Shingler, choose_bands, jaccard, s_curve
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import shared
 
-from pipeline.document import Document
 from filters.length import LengthFilter
+from pipeline.document import Document
 from pipeline.extract import Extract, ExtractConfig, decode_html
 
 ZH = "大模型是指具有数千万甚至数亿参数的深度学习模型。近年来，随着计算机技术和大数据的快速发展，深度学习在各个领域取得了显著的成果。" * 3

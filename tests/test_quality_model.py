@@ -60,7 +60,7 @@ def test_pareto_decisions_are_identical_across_reruns_and_worker_counts(pareto_r
 def test_pareto_keeps_exactly_when_the_hashed_draw_beats_one_minus_the_score(pareto_runs):
     scored = {d: v for d, v in pareto_runs["w0"].items() if v[2] is not None}
     draws = pareto_draws(list(scored), seed=7, alpha=9.0)
-    for (doc, (kept, reason, score)), draw in zip(scored.items(), draws, strict=True):
+    for (doc, (_kept, reason, score)), draw in zip(scored.items(), draws, strict=True):
         assert (reason != "quality_model_pareto") == (draw > 1.0 - np.float32(score)), doc
     assert all(isinstance(v[2], float) and 0.0 <= v[2] <= 1.0 for v in scored.values())
 

@@ -35,7 +35,7 @@ _SKIP_NAMESPACE_IDS = (6, -2, 14)
 # Localised names of the largest wikis too: a page copied across wikis keeps its own
 # ("[[Datei:...|thumb|...]]" in a German article imported into an English dump).
 _SKIP_NAMESPACE_NAMES = {"file", "image", "media", "category", "datei", "bild", "kategorie", "fichier",
-                         "catégorie", "archivo", "imagen", "categoría", "file", "immagine", "categoria",
+                         "catégorie", "archivo", "imagen", "categoría", "immagine", "categoria",
                          "plik", "kategoria", "ficheiro", "imagem", "bestand", "categorie", "файл",
                          "категория", "ファイル", "カテゴリ", "文件", "分类", "檔案", "分類"}
 
