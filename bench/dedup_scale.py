@@ -157,7 +157,7 @@ def generate(args: tuple) -> dict:
 
 def child_run(n: int, per_part: int, data: Path, workers: int) -> dict:
     from pipeline import storage
-    from pipeline.dedup.common import peak_rss
+    from pipeline.dedup.common import Objects, peak_rss
     from pipeline.dedup.config import DedupConfig, DedupResult
     from pipeline.dedup.driver import link
     from pipeline.executor import Executor
@@ -178,7 +178,7 @@ def child_run(n: int, per_part: int, data: Path, workers: int) -> dict:
         def map_fn(fn, items):
             return ex.map(fn, items, "scale", max_calls=1)
 
-        sig = tuple(storage.join(str(work), "signatures", f"{s:05d}.bin") for s in range(plan.shards))
+        sig = Objects(storage.join(str(work), "signatures"), "{:05d}.bin", plan.shards)
         t0 = time.perf_counter()
         gen = map_fn(generate, [(plan, s, partitions, sig[s]) for s in range(plan.shards)])
         t_gen = time.perf_counter() - t0

@@ -54,7 +54,7 @@ def test_large_small_star_components_equal_union_find_and_spread_the_giant(tmp_p
     src = str(tmp_path / "input.bin")
     write_parts(src, edge_parts(e, partitions))
     seen: list[dict] = []
-    final, rounds = run_components(((src, 0),), str(tmp_path / "cc"), partitions, serial, 64,
+    final, rounds = run_components((((src,), 0),), str(tmp_path / "cc"), partitions, serial, 64,
                                    on_round=lambda r, outs, changed: seen.extend(outs))
     out = np.concatenate([gather([(f, 0) for f in final], p, EDGE) for p in range(partitions)])
     got = {int(b): int(a) for a, b in zip(out["u"], out["v"])}
@@ -159,3 +159,33 @@ def test_local_and_s3_give_identical_results(planted_shards, s3_env):
     assert _result_bytes(res) == local
     # Scratch objects are gone; only the result files stay.
     assert {os.path.basename(p) for p in storage.list_files(f"{s3_env}/work")} == {f"{s}.parquet" for s, _ in shards}
+
+
+def test_task_specs_stay_the_same_size_as_shards_and_signature_objects_multiply(planted_shards, tmp_path):
+    """No task names every shard or every signature object one by one: with 8x the shards (and
+    one signature object per shard) the largest pickled task spec of each phase stays put, and
+    the removals are the same documents."""
+    import pickle
+
+    tmp, _ = planted_shards
+    docs = planted_corpus(n_base=80, n_variants=100, seed=3)
+    biggest: dict[int, dict[str, int]] = {}
+    removed: dict[int, set[str]] = {}
+    for n in (5, 40):
+        sizes: dict[str, int] = {}
+
+        def recording(fn, items, sizes=sizes):
+            for x in items:
+                name = type(x).__name__
+                sizes[name] = max(sizes.get(name, 0), len(pickle.dumps(x)))
+            return serial(fn, items)
+
+        shards = write_shards(docs, tmp_path / f"in{n}", n)
+        res = run_dedup(shards, str(tmp_path / f"w{n}"), DedupConfig(partitions=3, signature_docs=1), recording)
+        biggest[n] = sizes
+        removed[n] = {r["doc_id"] for p in res.result_paths.values()
+                      for r in pq.read_table(p).to_pylist() if not r["dup_keep"]}
+    assert removed[5] == removed[40] and removed[5]
+    assert biggest[5].keys() == biggest[40].keys()
+    for name, size in biggest[40].items():
+        assert size <= biggest[5][name] + 64, (name, biggest[5][name], size)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,7 @@ def _firsts(sorted_roots: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class MemberTask:
     part: int
-    final: tuple[str, ...]       # the last round's edge objects
+    final: Sequence[str]         # the last round's edge objects
     out: str
     shards: int
 
@@ -92,7 +93,7 @@ class ResolveTask:
     signature: str               # the signature object of this shard's task (exact hashes at part
     exact_part: int              # exact_part, every document of the task in key order; this
     first_row: int               # shard's rows start at first_row)
-    members: tuple[str, ...]     # member objects, one per partition
+    members: Sequence[str]       # member objects, one per partition
     out: str
     partitions: int
 
@@ -137,7 +138,7 @@ def resolve_task(t: ResolveTask) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RootTask:
     part: int
-    resolved: tuple[str, ...]    # resolve objects, one per shard
+    resolved: Sequence[str]      # resolve objects, one per shard
     out: str
 
 
@@ -175,7 +176,7 @@ class WriteTask:
     path: str
     resolved: str                # this shard's resolve object (members at part `member_part`)
     member_part: int
-    roots: tuple[str, ...]       # root objects, one per partition
+    roots: Sequence[str]         # root objects, one per partition
     out: str
 
 

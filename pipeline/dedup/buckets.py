@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from pipeline.dedup.common import RECORD, edge_parts, edges, gather, reset_count
 class BucketTask:
     group: int
     exact: bool
-    signatures: tuple[str, ...]   # one partitioned object per signature task
+    signatures: Sequence[str]     # one partitioned object per signature task
     out: str
     all_pairs_max: int
     partitions: int

@@ -26,6 +26,7 @@ answers from others), never a whole component.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from pipeline.dedup.common import (
     EDGE,
+    Objects,
     edge_parts,
     edges,
     gather,
@@ -45,7 +47,7 @@ from pipeline.dedup.common import (
     write_parts,
 )
 
-Sources = tuple[tuple[str, int], ...]   # (partitioned object, first partition of its edge parts)
+Sources = tuple[tuple[Sequence[str], int], ...]   # (partitioned objects, first partition of their edge parts)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def large_a_task(t: LargeATask) -> dict[str, Any]:
     """Parts [0, P): requested nodes by owner; part P: the deduped edges; part P+1: (m(b), b)."""
     reset_counters()
     t0 = time.perf_counter()
-    e = unique_edges(gather(t.sources, t.part, EDGE))  # sorted by (v, u)
+    e = unique_edges(gather([(u, base) for objs, base in t.sources for u in objs], t.part, EDGE))  # by (v, u)
     first = np.concatenate(([True], e["v"][1:] != e["v"][:-1])) if len(e) else np.zeros(0, bool)
     table = e[first]                                     # (smallest neighbour, node)
     asked = np.unique(e["u"])
@@ -71,7 +73,7 @@ def large_a_task(t: LargeATask) -> dict[str, Any]:
 @dataclass(frozen=True)
 class LargeBTask:
     part: int
-    large_a: tuple[str, ...]     # the large-a objects of all partitions, by partition
+    large_a: Sequence[str]       # the large-a objects of all partitions, by partition
     partitions: int
     out: str
 
@@ -96,7 +98,7 @@ def large_b_task(t: LargeBTask) -> dict[str, Any]:
 class StarTask:
     part: int
     large_a: str                 # this partition's large-a object
-    large_b: tuple[str, ...]     # the large-b objects of all partitions
+    large_b: Sequence[str]       # the large-b objects of all partitions
     partitions: int
     out: str
 
@@ -131,16 +133,16 @@ def star_task(t: StarTask) -> dict[str, Any]:
 
 
 def run_components(sources: Sources, work: str, partitions: int, map_fn, max_rounds: int,
-                   on_round=None) -> tuple[tuple[str, ...], int]:
+                   on_round=None) -> tuple[Sequence[str], int]:
     """Iterate rounds until no edge changes; returns (final edge objects, rounds run)."""
     from pipeline import storage
 
     prev_dir = None
     for r in range(max_rounds):
         rdir = storage.join(work, f"round-{r:03d}")
-        la = tuple(storage.join(rdir, f"large-a-{p:05d}.bin") for p in range(partitions))
-        lb = tuple(storage.join(rdir, f"large-b-{p:05d}.bin") for p in range(partitions))
-        st = tuple(storage.join(rdir, f"star-{p:05d}.bin") for p in range(partitions))
+        la = Objects(rdir, "large-a-{:05d}.bin", partitions)
+        lb = Objects(rdir, "large-b-{:05d}.bin", partitions)
+        st = Objects(rdir, "star-{:05d}.bin", partitions)
         outs = map_fn(large_a_task, [LargeATask(p, sources, la[p], partitions) for p in range(partitions)])
         outs += map_fn(large_b_task, [LargeBTask(p, la, partitions, lb[p]) for p in range(partitions)])
         star = map_fn(star_task, [StarTask(p, la[p], lb, partitions, st[p]) for p in range(partitions)])
@@ -151,7 +153,7 @@ def run_components(sources: Sources, work: str, partitions: int, map_fn, max_rou
         if prev_dir is not None:
             storage.rmtree(prev_dir)   # the previous round's edges are no longer read
         prev_dir = rdir
-        sources = tuple((u, 0) for u in st)
+        sources = ((st, 0),)
         if changed == 0:
             return st, r + 1
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds; "

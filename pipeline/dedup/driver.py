@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Self
 
 from pipeline import storage
@@ -35,7 +35,7 @@ from pipeline.dedup.assign import (
     write_task,
 )
 from pipeline.dedup.buckets import BucketTask, bucket_task
-from pipeline.dedup.common import ROW_MASK, peak_rss, reset_peak_rss
+from pipeline.dedup.common import ROW_MASK, Objects, peak_rss, reset_peak_rss
 from pipeline.dedup.components import run_components
 from pipeline.dedup.config import DedupConfig, DedupResult
 from pipeline.dedup.signatures import SignatureTask, count_rows, signature_task
@@ -93,7 +93,7 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
         return storage.join(work, *parts)
 
     groups = _group(counts, config.signature_docs)
-    objects = tuple(at("signatures", f"{j:05d}.bin") for j in range(len(groups)))
+    objects = Objects(at("signatures"), "{:05d}.bin", len(groups))
     G = (params.bands + 1) * P
     with _Phase(res, "signatures") as ph:
         ph.done(map_fn(signature_task, [SignatureTask(tuple((i, paths[i]) for i in g), objects[j], params, P)
@@ -105,11 +105,11 @@ def run_dedup(shards: list[tuple[str, str]], work_dir: str, config: DedupConfig,
     final = link(res, objects, n_shards, paths, config, map_fn, work)
 
     with _Phase(res, "assign") as ph:
-        mb = tuple(at("assign", f"members-{p:05d}.bin") for p in range(P))
+        mb = Objects(at("assign"), "members-{:05d}.bin", P)
         ph.done(map_fn(member_task, [MemberTask(p, final, mb[p], n_shards) for p in range(P)]))
-        rs = tuple(at("assign", f"resolve-{s:05d}.bin") for s in range(n_shards))
+        rs = Objects(at("assign"), "resolve-{:05d}.bin", n_shards)
         ph.done(map_fn(resolve_task, [ResolveTask(s, paths[s], sig_of[s], G + P, first_row[s], mb, rs[s], P) for s in range(n_shards)]))
-        rt = tuple(at("assign", f"roots-{p:05d}.bin") for p in range(P))
+        rt = Objects(at("assign"), "roots-{:05d}.bin", P)
         outs = ph.done(map_fn(root_task, [RootTask(p, rs, rt[p]) for p in range(P)]))
         res.clusters = sum(o["clusters"] for o in outs)
         hist: Counter[int] = Counter()
@@ -139,8 +139,8 @@ def _group(counts: list[int], docs: int) -> list[list[int]]:
     return groups
 
 
-def link(res: DedupResult, sig: tuple[str, ...], n_shards: int, paths: tuple[str, ...], config: DedupConfig,
-         map_fn: MapFn, work: str) -> tuple[str, ...]:
+def link(res: DedupResult, sig: Sequence[str], n_shards: int, paths: tuple[str, ...], config: DedupConfig,
+         map_fn: MapFn, work: str) -> Sequence[str]:
     """Buckets, verification and connected components, from the signature objects `sig` to the
     last round's edge objects: every clustered document x as an edge (smallest document of its
     cluster, x) in x's partition. bench/dedup_scale.py starts here."""
@@ -152,25 +152,27 @@ def link(res: DedupResult, sig: tuple[str, ...], n_shards: int, paths: tuple[str
         return storage.join(work, *parts)
 
     with _Phase(res, "buckets") as ph:
-        near_groups = [b * P + p for b in range(bands) for p in range(P)] if config.near else []
-        exact_groups = [bands * P + p for p in range(P)] if config.exact else []
-        bk = {g: at("buckets", f"{g:06d}.bin") for g in near_groups + exact_groups}
-        ph.done(map_fn(bucket_task, [BucketTask(g, g in exact_groups, sig, bk[g], config.bucket_all_pairs, P)
-                                     for g in near_groups + exact_groups]))
+        # Groups 0 .. bands*P - 1 are the near buckets (band b, partition p: b * P + p), then P exact.
+        near = Objects(at("buckets"), "{:06d}.bin", bands * P if config.near else 0)
+        exact = Objects(at("buckets"), "{:06d}.bin", P if config.exact else 0, start=bands * P)
+        ph.done(map_fn(bucket_task, [BucketTask(near.start + i, False, sig, url, config.bucket_all_pairs, P)
+                                     for i, url in enumerate(near)]
+                       + [BucketTask(exact.start + i, True, sig, url, config.bucket_all_pairs, P)
+                          for i, url in enumerate(exact)]))
 
-    verified: tuple[str, ...] = ()
+    verified: Sequence[str] = ()
     with _Phase(res, "verify") as ph:
-        if near_groups:
-            pr = tuple(at("verify", f"pairs-{q:05d}.bin") for q in range(P))
-            outs = ph.done(map_fn(pair_task, [PairTask(q, tuple(bk[g] for g in near_groups), pr[q], n_shards, P,
+        if len(near):
+            pr = Objects(at("verify"), "pairs-{:05d}.bin", P)
+            outs = ph.done(map_fn(pair_task, [PairTask(q, near, pr[q], n_shards, P,
                                                        config.verify) for q in range(P)]))
             res.candidate_pairs = sum(o["candidates"] for o in outs)
             verified = pr
             if config.verify:
                 params = config.sig_params()
-                sh = tuple(at("verify", f"shingles-{s:05d}.bin") for s in range(n_shards))
+                sh = Objects(at("verify"), "shingles-{:05d}.bin", n_shards)
                 ph.done(map_fn(shingle_task, [ShingleTask(s, paths[s], pr, sh[s], params) for s in range(n_shards)]))
-                jc = tuple(at("verify", f"jaccard-{q:05d}.bin") for q in range(P))
+                jc = Objects(at("verify"), "jaccard-{:05d}.bin", P)
                 outs = ph.done(map_fn(jaccard_task, [JaccardTask(q, pr[q], sh, jc[q], n_shards, P, config.threshold)
                                                      for q in range(P)]))
                 verified = jc
@@ -178,8 +180,7 @@ def link(res: DedupResult, sig: tuple[str, ...], n_shards: int, paths: tuple[str
 
     with _Phase(res, "components") as ph:
         # Round 0 reads the exact stars, each shard's in-shard exact edges and the verified forests.
-        sources = (tuple((bk[g], 0) for g in exact_groups) + tuple((s, G) for s in sig)
-                   + tuple((v, 0) for v in verified))
+        sources = tuple((objs, base) for objs, base in ((exact, 0), (sig, G), (verified, 0)) if len(objs))
         final, res.rounds = run_components(sources, at("components"), P, map_fn, config.max_rounds,
                                            on_round=lambda r, outs, changed: ph.done(outs))
     return final

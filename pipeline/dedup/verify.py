@@ -19,6 +19,7 @@ that needs it, never once per pair.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def forest(e: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class PairTask:
     part: int
-    buckets: tuple[str, ...]     # the near bucket objects
+    buckets: Sequence[str]       # the near bucket objects
     out: str
     shards: int
     partitions: int
@@ -84,7 +85,7 @@ def pair_task(t: PairTask) -> dict[str, Any]:
 class ShingleTask:
     shard_index: int
     path: str
-    pairs: tuple[str, ...]       # the pair objects, one per partition
+    pairs: Sequence[str]         # the pair objects, one per partition
     out: str
     params: SigParams
 
@@ -133,7 +134,7 @@ def shingle_task(t: ShingleTask) -> dict[str, Any]:
 class JaccardTask:
     part: int
     pairs: str                   # this partition's pair object
-    shingles: tuple[str, ...]    # the shingle objects, one per shard
+    shingles: Sequence[str]      # the shingle objects, one per shard
     out: str
     shards: int
     partitions: int
