@@ -165,8 +165,10 @@ class Executor:
         log.info("[%s] %d/%d tasks done, %.1fs%s", label, done, total, time.monotonic() - t0, extra)
 
     def map_fn(self, label: str, max_calls: int = 0) -> Callable[[Callable, list], list]:
-        """A plain `map_fn(fn, items)` for global steps that take one (dedup)."""
-        return lambda fn, items: self.map(fn, items, label, max_calls=max_calls)
+        """A plain `map_fn(fn, items)` for global steps that take one (dedup). Progress lines name
+        the phase by its task function ("[dedup bucket] 14/14 tasks done")."""
+        return lambda fn, items: self.map(fn, items, f"{label} {fn.__name__.removesuffix('_task')}",
+                                          max_calls=max_calls)
 
 
 def _short(exc: BaseException) -> str:
