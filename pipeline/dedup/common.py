@@ -44,6 +44,7 @@ RESULT_SCHEMA = pa.schema([
 ])
 
 
+@dataclass(frozen=True)
 class Objects(Sequence[str]):
     """Numbered objects of one folder: `folder/pattern.format(start + i)` for i < count.
 
@@ -52,10 +53,10 @@ class Objects(Sequence[str]):
     is ~5 MB per task (times 2,380 partition tasks), of the 9,520 signature objects ~0.8 MB per
     bucket task (27 GB of task arguments over 33,320 tasks)."""
 
-    __slots__ = ("folder", "pattern", "count", "start")
-
-    def __init__(self, folder: str, pattern: str, count: int, start: int = 0) -> None:
-        self.folder, self.pattern, self.count, self.start = folder, pattern, count, start
+    folder: str
+    pattern: str
+    count: int
+    start: int = 0
 
     def __len__(self) -> int:
         return self.count
@@ -68,22 +69,6 @@ class Objects(Sequence[str]):
         if not 0 <= i < self.count:
             raise IndexError(f"object {i} of {self.count} in {self.folder}")
         return storage.join(self.folder, self.pattern.format(self.start + i))
-
-    def __iter__(self):
-        return (self[i] for i in range(self.count))
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Objects) and (self.folder, self.pattern, self.count, self.start) == (
-            other.folder, other.pattern, other.count, other.start)
-
-    def __hash__(self) -> int:
-        return hash((self.folder, self.pattern, self.count, self.start))
-
-    def __reduce__(self):
-        return Objects, (self.folder, self.pattern, self.count, self.start)
-
-    def __repr__(self) -> str:
-        return f"Objects({self.folder!r}, {self.pattern!r}, {self.count}, start={self.start})"
 
 
 @dataclass(frozen=True)
