@@ -1,4 +1,5 @@
-"""The embedded executor: what its workers see, and that it leaves the driver's settings alone."""
+"""The embedded executor: what its workers see, that it leaves the driver's settings alone, and
+that it leaves no Ray process running."""
 
 from __future__ import annotations
 
@@ -24,8 +25,20 @@ before = dict(os.environ)
 with Executor(workers=2) as ex:
     during = dict(os.environ)
     got = ex.map(probe, list(range(6)), "probe", costs=[1, 5, 2, 6, 3, 4])
+    from ray._private import worker as ray_worker
+    started = {kind: [i.process.pid for i in infos] for kind, infos in ray_worker._global_node.all_processes.items()}
+    workers = sorted({pid for pid, _, _ in got})
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
 keys = ("PYTHONPATH", "RAYON_RS_NUM_CPUS")
-print(json.dumps({"got": got, "same_env": all(before.get(k) == during.get(k) == os.environ.get(k) for k in keys)}))
+print(json.dumps({"got": got, "same_env": all(before.get(k) == during.get(k) == os.environ.get(k) for k in keys),
+                  "started": started, "still_running": [p for ps in [*started.values(), workers] for p in ps if running(p)]}))
 """
 
 
@@ -40,3 +53,7 @@ def test_workers_import_this_checkout_with_one_tokenizer_thread_and_the_driver_e
     for _pid, path, threads in res["got"]:
         assert str(REPO) in path.split(":")
         assert threads == "1"
+    # Every process the embedded cluster started is gone when the executor exits: the
+    # autoscaler monitor, killed first (it would hold shutdown for 1 s), and the rest.
+    assert "monitor" in res["started"] and "raylet" in res["started"] and "gcs_server" in res["started"]
+    assert res["still_running"] == []
