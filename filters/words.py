@@ -148,11 +148,19 @@ def token_kind(token: str) -> tuple[bool, bool]:
 
 
 class _Codes(dict):
-    """token -> 2 * is_symbol + has_alpha (see gopher_scores), filled on first lookup."""
+    """token -> 2 * is_symbol + has_alpha (see gopher_scores), filled on first lookup.
+
+    Most new tokens are plain words: a token of letters only has a letter and is no symbol
+    (the one alphanumeric character of PUNCTUATION_SET, "１", is a digit, not a letter; a test
+    keeps it so), decided by one str.isalpha() instead of two scans of its characters."""
 
     def __missing__(self, token: str) -> int:
-        is_symbol, has_alpha = token_kind(token)
-        self[token] = code = 2 * is_symbol + has_alpha
+        if token.isalpha():
+            code = 1
+        else:
+            is_symbol, has_alpha = token_kind(token)
+            code = 2 * is_symbol + has_alpha
+        self[token] = code
         return code
 
 

@@ -415,6 +415,23 @@ def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
     assert w.count_sentences_in_lines("", 0) == 0
 
 
+def test_token_codes_equal_the_character_definitions_on_every_token(page_texts):
+    """gopher_scores classifies each new token with a str.isalpha() shortcut; on every token of
+    the pages, the Leipzig sentences and the seeds, and on every character of datatrove's
+    PUNCTUATION_SET, the code equals the per-character definition (token_kind)."""
+    from datatrove.utils.text import PUNCTUATION_SET
+
+    from filters import words as w
+
+    tokens = {t for text in page_texts + leipzig_texts() for t in w.split_document(text).words}
+    tokens |= set(PUNCTUATION_SET) | {"１", "a１", "１２", "x.y", "'s", "…"}
+    assert len(tokens) > 50_000
+    codes = w._Codes()
+    for t in sorted(tokens):
+        is_symbol, has_alpha = w.token_kind.__wrapped__(t)
+        assert codes[t] == 2 * is_symbol + has_alpha, t
+
+
 def test_content_lines_and_token_counts_equal_a_full_split_per_line(page_texts):
     """C4's "fewer than N words" compares a capped split (at most ceil(N) + 1 pieces) and counts
     content tokens as all tokens less the dropped lines'; on every page and for several N, the
