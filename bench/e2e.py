@@ -167,7 +167,9 @@ class TreeMonitor(threading.Thread):
 
 
 def gristmill_role(pid: int, root: int, tree: dict, parent: dict) -> str:
-    return "driver" if pid == root else "worker" if tree[pid].startswith("ray::") else "ray system"
+    # Ray's per-node agents also call themselves "ray::DashboardAgent", "ray::RuntimeEnvAgent"
+    worker = tree[pid].startswith("ray::") and not tree[pid].startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent"))
+    return "driver" if pid == root else "worker" if worker else "ray system"
 
 
 def datatrove_role(pid: int, root: int, tree: dict, parent: dict) -> str:
@@ -214,7 +216,8 @@ def run_gristmill(warcs: Path, out: Path, workers: int, tokenize: bool, extra: s
     r = run_tracked([sys.executable, "pipeline/run.py", "--input", f"bench={warcs}", "--output", str(out),
                      "--workers", str(workers), "--config", str(cfg)], log, gristmill_role)
     steps: dict[str, float] = defaultdict(float)   # the executor's "[label] n/n tasks done, Xs" lines
-    for m in re.finditer(r"\[(\w+)\] (\d+)/(\d+) tasks done, ([\d.]+)s", log.read_text()):
+    # a global step's phases are labelled "[dedup bucket]", "[dedup star]", ...: summed under "dedup"
+    for m in re.finditer(r"\[(\w+)(?: \w+)?\] (\d+)/(\d+) tasks done, ([\d.]+)s", log.read_text()):
         steps[m.group(1)] += float(m.group(4)) if m.group(2) == m.group(3) else 0.0
     docs = pq.ParquetDataset(sorted(map(str, (out / "manifests").glob("documents-*.parquet")))).read(
         columns=["record_type", "kept", "drop_stage", "drop_reason", "language"])

@@ -164,7 +164,9 @@ class Executor:
         if done < total and now - self._last_report < 5.0:
             return  # a line every 5 s at most, and always the last one
         self._last_report = now
-        log.info("[%s] %d/%d tasks done, %.1fs%s", label, done, total, time.monotonic() - t0, extra)
+        elapsed = time.monotonic() - t0
+        # short phases (a dedup round on a small corpus) keep two decimals: "0.0s" says nothing
+        log.info("[%s] %d/%d tasks done, %.*fs%s", label, done, total, 2 if elapsed < 1 else 1, elapsed, extra)
 
     def map_fn(self, label: str, max_calls: int = 0) -> Callable[[Callable, list], list]:
         """A plain `map_fn(fn, items)` for global steps that take one (dedup). Progress lines name
