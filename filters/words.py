@@ -119,7 +119,17 @@ _STOPS = sorted(set(TERMINAL_PUNCTUATION) - set(_FULL_WIDTH_END))
 
 
 def _sentence_end(stops: list[str], space: str) -> re.Pattern[str]:
-    return re.compile(rf"[{re.escape(''.join(stops))}]+[\"'”’»)\]]*(?={space})|[{_FULL_WIDTH_END}]+[”’」』）]*(?=.)")
+    """`[stops]+closers*(?=space)|[full-width]+closers*(?=.)`. With BMP stops only, written to
+    start with one class of both sets: sre then skips to the next candidate character in a tight
+    loop instead of trying both branches at every position (5x faster on a page); the sets are
+    disjoint, so a lookbehind on the first character picks the branch the alternation would
+    take. A class with non-BMP members is slow to test per character, so there the plain
+    alternation (which tests it only where the cheap branch fails) stays faster."""
+    s = re.escape("".join(stops))
+    if any(c > "\uffff" for c in stops):
+        return re.compile(rf"[{s}]+[\"'”’»)\]]*(?={space})|[{_FULL_WIDTH_END}]+[”’」』）]*(?=.)")
+    return re.compile(rf"[{s}{_FULL_WIDTH_END}](?:(?<=[{s}])[{s}]*[\"'”’»)\]]*(?={space})"
+                      rf"|(?<=[{_FULL_WIDTH_END}])[{_FULL_WIDTH_END}]*[”’」』）]*(?=.))")
 
 
 _SENTENCE_END = _sentence_end(_STOPS, r"\s")
