@@ -158,7 +158,8 @@ def token_kind(token: str) -> tuple[bool, bool]:
 
 
 class _Codes(dict):
-    """token -> 2 * is_symbol + has_alpha (see gopher_scores), filled on first lookup.
+    """token -> 4 * len(token) + 2 * is_symbol + has_alpha (see gopher_scores), filled on first
+    lookup: one table gives a document's vocabulary its classes and lengths in one pass.
 
     Most new tokens are plain words: a token of letters only has a letter and is no symbol
     (the one alphanumeric character of PUNCTUATION_SET, "１", is a digit, not a letter; a test
@@ -170,7 +171,7 @@ class _Codes(dict):
         else:
             is_symbol, has_alpha = token_kind(token)
             code = 2 * is_symbol + has_alpha
-        self[token] = code
+        self[token] = code = code + 4 * len(token)
         return code
 
 
@@ -250,15 +251,16 @@ def gopher_scores(split: DocSplit, words: list[str], stop: frozenset[str] | None
     text = split.text
     n_words = len(words) or 1
     # Each distinct token is classified once (Counter counts in C) and looked up in a process-
-    # wide table of codes (bit 0: has a letter, bit 1: only punctuation), so the per-document
-    # work is C-level maps and numpy sums over the vocabulary. Integer sums: exact values.
+    # wide table of codes (bit 0: has a letter, bit 1: only punctuation, then its length), so
+    # the per-document work is C-level maps and numpy sums over the vocabulary. Integer sums:
+    # exact values.
     counts = Counter(words)
     if len(_CODES) > 1 << 18:
         _CODES.clear()
     n = len(counts)
-    codes = np.fromiter(map(_CODES.__getitem__, counts), dtype=np.int8, count=n)
+    packed = np.fromiter(map(_CODES.__getitem__, counts), dtype=np.int64, count=n)
     cnt = np.fromiter(counts.values(), dtype=np.int64, count=n)
-    lens = np.fromiter(map(len, counts), dtype=np.int64, count=n)
+    codes, lens = packed & 3, packed >> 2
     counted = (codes & 2) == 0
     n_alpha = int(cnt[(codes & 1) == 1].sum())
     n_counted = int(cnt[counted].sum())

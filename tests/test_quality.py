@@ -418,7 +418,8 @@ def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
 def test_token_codes_equal_the_character_definitions_on_every_token(page_texts):
     """gopher_scores classifies each new token with a str.isalpha() shortcut; on every token of
     the pages, the Leipzig sentences and the seeds, and on every character of datatrove's
-    PUNCTUATION_SET, the code equals the per-character definition (token_kind)."""
+    PUNCTUATION_SET, the code equals the per-character definition (token_kind) and carries
+    the token's length."""
     from datatrove.utils.text import PUNCTUATION_SET
 
     from filters import words as w
@@ -429,7 +430,7 @@ def test_token_codes_equal_the_character_definitions_on_every_token(page_texts):
     codes = w._Codes()
     for t in sorted(tokens):
         is_symbol, has_alpha = w.token_kind.__wrapped__(t)
-        assert codes[t] == 2 * is_symbol + has_alpha, t
+        assert codes[t] == 4 * len(t) + 2 * is_symbol + has_alpha, t
 
 
 def test_content_lines_and_token_counts_equal_a_full_split_per_line(page_texts):
