@@ -16,9 +16,10 @@ hashed with a polynomial hash (arithmetic modulo 2^64 by integer wrap-around): t
 hashes of the ""-joined text are computed once over its characters and kept at word
 boundaries only, every word's hash comes from them, and the joiner-joined prefixes follow
 from the word hashes (a cumulative sum over words, not characters: no second text to encode).
-All nine sizes are grouped by one sort of packed integers: segment (n) in the top bits, then
+All nine sizes are grouped by a value sort of packed integers: segment (n) in the top bits, then
 the hash's low bits, then the position in the low bits, so the sort itself puts each class's
-positions in order and its first one first (a value sort, 3x faster than an argsort here).
+positions in order and its first one first (a value sort, 3x faster than an argsort here; each
+size's keys are sorted on their own, which is faster than one sort and gives the same order).
 Only the positions whose class repeats are visited in Python.
 Equal hashes are not trusted: every n-gram that is counted as a repeat is compared, as a
 string, with the occurrence it repeats, and a hash collision (never seen on real text) sends
@@ -245,7 +246,12 @@ def _segments(joined: JoinedWords, specs: list[tuple[int, bool]]) -> list[_Segme
         parts.append(((h & hash_mask) << np.uint64(pos_bits)) | (positions[:m] | np.uint64(k << (64 - _TAG_BITS))))
         where.append((n, spaced, offset, m))
         offset += m
-    classes = _Classes(np.sort(np.concatenate(parts) if len(parts) > 1 else parts[0]), pos_bits)
+    # Each size's keys share its tag (the top bits), so sorting the sizes one by one and joining
+    # them in tag order is the sort of all keys: ~1.8x faster here than one sort of the whole
+    # (numpy's sort slows down per element as arrays grow; measured at 100-10,000 words).
+    for part in parts:
+        part.sort()
+    classes = _Classes(np.concatenate(parts) if len(parts) > 1 else parts[0], pos_bits)
     out: list[_Segment | None] = []
     for w in where:
         if w is None:
