@@ -88,6 +88,23 @@ TOKEN_RE = re.compile(
 # alternation per character, ~3x faster. `_SLOW_CHARS` decides which pattern a text needs.
 TOKEN_RE_PLAIN = re.compile(rf"\w+(?:(?:[.,/\-]|(?!{_CLITIC})['’])\w+)*|{_CLITIC}|[^\w\s]+")
 _SLOW_CHARS = re.compile(rf"[{_UNSPACED}{_MARKS}]")
+_PLAIN_FINDALL = TOKEN_RE_PLAIN.findall
+
+
+def plain_tokens(text: str) -> list[str]:
+    r"""`TOKEN_RE_PLAIN.findall(text)`, 1.5x faster: no token holds whitespace and the pattern
+    looks ahead only for \w or a clitic (neither matches whitespace or the end of a string), so
+    the tokens of the text are those of its whitespace-separated pieces in order (str.split and
+    \s both use Unicode whitespace); a piece of letters and digits only (str.isalnum: the
+    characters of \w but "_") is one token, and only the other pieces go through the regex."""
+    out: list[str] = []
+    add, extend = out.append, out.extend
+    for piece in text.split():
+        if piece.isalnum():
+            add(piece)
+        else:
+            extend(_PLAIN_FINDALL(piece))
+    return out
 
 
 @lru_cache(maxsize=1 << 16)
@@ -199,7 +216,7 @@ class DocSplit:
     def tokens(self, line: str) -> list[str]:
         """The tokens of one line of this text."""
         if self.plain or _plain(line):  # the plain pattern where it gives the same tokens: faster
-            return TOKEN_RE_PLAIN.findall(line)
+            return plain_tokens(line)
         return TOKEN_RE.findall(line)
 
 
@@ -208,7 +225,7 @@ def split_document(text: str) -> DocSplit:
     one per line: the same tokens (no token spans a line break), 15% faster."""
     lines = text.splitlines()
     if _plain(text):
-        return DocSplit(text=text, lines=lines, words=TOKEN_RE_PLAIN.findall(text), plain=True)
+        return DocSplit(text=text, lines=lines, words=plain_tokens(text), plain=True)
     # Mixed text: each line with the pattern it needs (most lines of a mixed page are plain).
     split = DocSplit(text=text, lines=lines, words=[], plain=False)
     split.words = [w for ws in split.line_words for w in ws]
@@ -217,7 +234,7 @@ def split_document(text: str) -> DocSplit:
 
 def split_words(text: str) -> list[str]:
     """Tokens of `text` (for callers outside the quality filter, e.g. dedup shingles)."""
-    return (TOKEN_RE_PLAIN if _plain(text) else TOKEN_RE).findall(text)
+    return plain_tokens(text) if _plain(text) else TOKEN_RE.findall(text)
 
 
 def repetition_scores(split: DocSplit, words: list[str], joiner: str) -> dict[str, float]:

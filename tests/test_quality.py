@@ -394,6 +394,15 @@ def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():
         assert split_document(text).line_words == [TOKEN_RE.findall(x) if x else [] for x in text.splitlines()]
 
 
+def test_plain_tokens_rest_on_str_split_and_isalnum_agreeing_with_the_regex_classes():
+    """plain_tokens splits on str.split()'s whitespace and takes str.isalnum() pieces whole: that
+    is TOKEN_RE_PLAIN's \\s and \\w (less "_") on every code point."""
+    space, word = re.compile(r"\s"), re.compile(r"\w")
+    for c in map(chr, range(0x110000)):
+        assert c.isspace() == bool(space.match(c)), hex(ord(c))
+        assert (c.isalnum() or c == "_") == bool(word.match(c)), hex(ord(c))
+
+
 def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
     """The split and the sentence count search a whole document at once; on every page, the
     Leipzig sentences, the seeds and made-up lines (non-BMP stops, emoji, marks, CJK) they equal
@@ -402,11 +411,14 @@ def test_one_search_per_document_gives_the_per_line_definitions(page_texts):
     from filters import words as w
 
     made_up = ["Brahmi stop 𑁇 ends. Next 𑁈 line", "emoji 😀. ok! fine? “quoted.” (x.) [y!]\nnext. line",
-               "a . b\x1cc. d\x85e? f\u2028g! h", "中文句子。第二句！\n「引用。」后面", "हिन्दी भाषा। दूसरा वाक्य॥ और"]
+               "a . b\x1cc. d\x85e? f\u2028g! h", "中文句子。第二句！\n「引用。」后面", "हिन्दी भाषा। दूसरा वाक्य॥ और",
+               # whitespace other than spaces, clitics at a piece's end, "_", full-width and other digits
+               "it's\u3000dogs' rock'n'roll 's\x1f'LL snake_case ５０ ²x e-mail- 3.5. x/\u00a0y l’homme’s"]
     texts = page_texts + leipzig_texts() + made_up
     for text in texts:
         split = w.split_document(text)
         by_line = [w.TOKEN_RE_PLAIN.findall(x) if w._plain(x) else w.TOKEN_RE.findall(x) for x in split.lines]
+        assert w.plain_tokens(text) == w.TOKEN_RE_PLAIN.findall(text)
         assert split.words == [t for ts in by_line for t in ts]
         assert split.line_words == by_line
         assert w._plain(text) == (not any(map(w._needs_full_pattern, set(text))))
