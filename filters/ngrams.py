@@ -88,6 +88,7 @@ class JoinedWords:
         self._texts = {"": text}
         self._start_lists: dict[str, list[int]] = {}
         self._joined: tuple[np.ndarray, np.ndarray] | None = None
+        self._unshift: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
 
     def text(self, joiner: str) -> str:
         if joiner not in self._texts:
@@ -129,6 +130,19 @@ class JoinedWords:
         b = starts[n : n + m] - end_pad
         h = (prefix[n : n + m] - prefix[:m]) * self._ipow[a]  # array arithmetic wraps silently
         return a, b, h
+
+    def hashes(self, n: int, joined: bool = False) -> np.ndarray:
+        """The hash column of `ngrams(n, joined)` (a new array), with BASE^-start gathered once per
+        text, not once per n-gram size."""
+        key = bool(joined and self.joiner)
+        if key not in self._unshift:
+            starts, prefix = self._with_joiner() if key else (self.starts, self.prefix)
+            self._unshift[key] = (prefix, self._ipow[starts])
+        prefix, unshift = self._unshift[key]
+        m = len(self.words) - n + 1
+        h = prefix[n : n + m] - prefix[:m]
+        h *= unshift[:m]  # array arithmetic wraps silently
+        return h
 
 
 def find_duplicates(items: list[str]) -> tuple[int, int]:
@@ -233,7 +247,9 @@ def _segments(joined: JoinedWords, specs: list[tuple[int, bool]]) -> list[_Segme
     # The hash's low bits are kept (>= 40 of them below 2^20 words): two texts that differ in one
     # character differ by (code difference) * BASE^k modulo 2^64, whose lowest set bit is that of
     # the code difference (< 2^21), so they never collide; the top bits can ("I"/"i" at k = 0).
-    hash_mask = np.uint64((1 << (64 - _TAG_BITS - pos_bits)) - 1)
+    # (h & (2^(64 - tag - pos bits) - 1)) << pos bits, as two shifts in place: the key is built in
+    # the hash's own array (fewer temporaries than the masked form, the same bits)
+    up, down = np.uint64(_TAG_BITS + pos_bits), np.uint64(_TAG_BITS)
     positions = np.arange(m_max, dtype=np.uint64)
     parts, where = [], []
     offset = 0
@@ -242,8 +258,12 @@ def _segments(joined: JoinedWords, specs: list[tuple[int, bool]]) -> list[_Segme
         if m <= 0:
             where.append(None)
             continue
-        h = joined.ngrams(n, spaced)[2]
-        parts.append(((h & hash_mask) << np.uint64(pos_bits)) | (positions[:m] | np.uint64(k << (64 - _TAG_BITS))))
+        key = joined.hashes(n, spaced)
+        key <<= up
+        key >>= down
+        key |= positions[:m]
+        key |= np.uint64(k << (64 - _TAG_BITS))
+        parts.append(key)
         where.append((n, spaced, offset, m))
         offset += m
     # Each size's keys share its tag (the top bits), so sorting the sizes one by one and joining
