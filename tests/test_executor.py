@@ -36,9 +36,14 @@ def running(pid):
     except FileNotFoundError:
         return False
 
+import time
+pids = [p for ps in [*started.values(), workers] for p in ps]
+deadline = time.monotonic() + 10  # workers exit when their raylet is gone: give that a moment
+while any(map(running, pids)) and time.monotonic() < deadline:
+    time.sleep(0.1)
 keys = ("PYTHONPATH", "RAYON_RS_NUM_CPUS")
 print(json.dumps({"got": got, "same_env": all(before.get(k) == during.get(k) == os.environ.get(k) for k in keys),
-                  "started": started, "still_running": [p for ps in [*started.values(), workers] for p in ps if running(p)]}))
+                  "started": started, "still_running": [p for p in pids if running(p)]}))
 """
 
 
