@@ -117,23 +117,10 @@ class JoinedWords:
             self._joined = (starts, prefix)
         return self._joined
 
-    def ngrams(self, n: int, joined: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(start, end, hash) of the n-gram at each word position, ""-joined or `joiner`-joined.
-        A joined n-gram's hash includes the joiner after it: the same for equal n-grams."""
-        m = len(self.words) - n + 1
-        if joined and self.joiner:
-            starts, prefix = self._with_joiner()
-            end_pad = len(self.joiner)
-        else:
-            starts, prefix, end_pad = self.starts, self.prefix, 0
-        a = starts[:m]
-        b = starts[n : n + m] - end_pad
-        h = (prefix[n : n + m] - prefix[:m]) * self._ipow[a]  # array arithmetic wraps silently
-        return a, b, h
-
     def hashes(self, n: int, joined: bool = False) -> np.ndarray:
-        """The hash column of `ngrams(n, joined)` (a new array), with BASE^-start gathered once per
-        text, not once per n-gram size."""
+        """The hash of the n-gram at each word position (a new array), ""-joined or `joiner`-joined;
+        a joined n-gram's hash includes the joiner after it, the same for equal n-grams. BASE^-start
+        is gathered once per text, not once per n-gram size."""
         key = bool(joined and self.joiner)
         if key not in self._unshift:
             starts, prefix = self._with_joiner() if key else (self.starts, self.prefix)
