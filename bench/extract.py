@@ -10,7 +10,10 @@ CommonCrawl-style records) in one process (= one core) and go to language ID:
              lid.176.ftz instead of downloading lid.176.bin)
 Quality: trafilatura's own evaluation counting on evaldata.json (all 990 pages by default):
 `with` snippets found (recall), `without` snippets avoided, precision, F1, for our settings
-and datatrove's settings on the same decoded HTML.
+and datatrove's settings on the same decoded HTML. gristmill runs trafilatura's pruning XPaths
+compiled to Python (pipeline/xpaths.py); its row is repeated with trafilatura's own XPaths
+(libxml2), and the bench stops if the two give different text on any page. Every competitor
+row runs trafilatura as shipped.
 Modes (`[extract] mode`): cascade, trafilatura and resiliparse on the 990 pages plus the real
 CommonCrawl responses (../shared/corpus/warc/resiliparse, tests/data/warc/cc), each followed by
 length -> langid -> quality, for keep = * and keep = en: F1, extraction and chain CPU seconds,
@@ -76,6 +79,9 @@ def run_datatrove(path: Path) -> tuple[int, int, float]:
 
     from filters.langid import MODEL_PATH
 
+    from pipeline import xpaths
+
+    xpaths.uninstall()   # datatrove runs trafilatura as shipped (its sandbox forks this process)
     reader = WarcReader(str(path.parent), glob_pattern=path.name)
     extractor = Trafilatura(favour_precision=True, timeout=1.0)
     lang = LanguageFilter()
@@ -89,7 +95,9 @@ def run_datatrove(path: Path) -> tuple[int, int, float]:
             yield d
 
     kept = sum(1 for _ in lang.run(extractor.run(count(reader.run()))))
-    return len(counted), kept, time.perf_counter() - t0
+    secs = time.perf_counter() - t0
+    xpaths.install()
+    return len(counted), kept, secs
 
 
 def quality(n: int) -> list[dict]:
@@ -101,19 +109,25 @@ def quality(n: int) -> list[dict]:
     items = sorted(ev.items(), key=lambda kv: kv[1]["file"])[:n]
     settings = {
         "gristmill (precision; fallback with trafilatura defaults if < 1500 chars)": "ours",
+        "gristmill, trafilatura's own XPaths (libxml2)": "ours-libxml2",
         "datatrove (favour_precision, deduplicate, fallback)": dict(favor_precision=True, include_comments=False,
                                                                    deduplicate=True),
         "trafilatura defaults": dict(),
         "precision, never fallback": dict(favor_precision=True, no_fallback=True, include_comments=False),
         "resiliparse main content ([extract] mode = resiliparse)": "resiliparse",
     }
+    from pipeline import xpaths
     from pipeline.cascade import fast_text
     from pipeline.extract import Extract, ExtractConfig
 
     ours = Extract(ExtractConfig(mode="trafilatura"))
     ours.ensure_setup()
     rows = []
+    texts: dict[str, list[str]] = {}
     for name, kw in settings.items():
+        # gristmill's row with pipeline/xpaths.py; every other row with trafilatura as shipped
+        xpaths.install() if kw == "ours" else xpaths.uninstall()
+        texts[name] = []
         tp = fn = tn = fp = 0
         t0 = time.perf_counter()
         for url, e in items:
@@ -121,7 +135,9 @@ def quality(n: int) -> list[dict]:
             if kw == "resiliparse":
                 text = fast_text(html)
             else:
-                text = (ours._run(html, url) if kw == "ours" else trafilatura.extract(html, url=url, **kw)) or ""
+                text = (ours._run(html, url) if kw in ("ours", "ours-libxml2")
+                        else trafilatura.extract(html, url=url, **kw)) or ""
+            texts[name].append(text)
             for s in e.get("with", []):
                 tp, fn = (tp + 1, fn) if s in text else (tp, fn + 1)
             for s in e.get("without", []):
@@ -130,6 +146,10 @@ def quality(n: int) -> list[dict]:
         prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
         rows.append({"settings": name, "pages": len(items), "with_found": rec, "without_avoided": tn / max(tn + fp, 1),
                      "precision": prec, "f1": 2 * prec * rec / max(prec + rec, 1e-9), "docs_s": len(items) / secs})
+    xpaths.install()
+    a, b = (texts[k] for k, v in settings.items() if v in ("ours", "ours-libxml2"))
+    if a != b:
+        raise SystemExit(f"pipeline/xpaths.py changed the extracted text of {sum(x != y for x, y in zip(a, b))} pages")
     return rows
 
 
@@ -208,10 +228,14 @@ def modes() -> None:
 
     from pipeline.extract import decode_html
 
+    from pipeline import xpaths
+
+    xpaths.uninstall()   # datatrove's settings with trafilatura as shipped
     t0 = time.process_time()
     dt_text = {url: trafilatura.extract(decode_html(raw, ct)[0], url=url, favor_precision=True, include_comments=False,
                                         deduplicate=True) or "" for name, url, raw, ct in pages if not name.startswith("cc:")}
     dt_cpu = time.process_time() - t0
+    xpaths.install()
     print(f"| * | datatrove's settings (favour_precision, deduplicate, fallback always) | {f1(dt_text, ev):.3f} | "
           f"{dt_cpu:.1f} (990 pages) | {len(dt_text) / dt_cpu:.0f} | | | | |")
     for keep in (("*",), ("en",)):

@@ -195,20 +195,27 @@ def run_whole_chain(docs: list[dict]) -> tuple[list[str], float, dict[str, float
     return [type(s).__name__ for s in stages], time.process_time() - t0, dict(per)
 
 
-def extraction_cpu(limit: int | None) -> tuple[int, float]:
+def extraction_cpu(limit: int | None, compiled: bool = True) -> tuple[int, float]:
     """(pages, CPU s) of gristmill's trafilatura pass (`[extract] mode = "trafilatura"`, the text
-    the filters run on) over the same HTML pages, decoding included."""
+    the filters run on) over the same HTML pages, decoding included. `compiled=False`: with
+    trafilatura's own XPaths (libxml2) instead of pipeline/xpaths.py's, as before issue 13's
+    third session (the same text, more time)."""
+    from pipeline import xpaths
     from pipeline.extract import Extract, ExtractConfig
 
     stage = Extract(ExtractConfig(mode="trafilatura"))
     stage.ensure_setup()
+    if not compiled:
+        xpaths.uninstall()
     files = sorted(HTML_DIR.glob("*.gz"))[:limit]
     docs = [Document(doc_id=p.name, warc_path="", warc_offset=0, record_type="response", raw=gzip.open(p).read(),
                      content_type="text/html") for p in files]
     t0 = time.process_time()
     for i in range(0, len(docs), 256):
         stage.process_batch(docs[i : i + 256])
-    return len(docs), time.process_time() - t0
+    cpu = time.process_time() - t0
+    xpaths.install()
+    return len(docs), cpu
 
 
 def ngram_check(docs: list[dict]) -> tuple[int, int, float, float]:
@@ -299,12 +306,16 @@ def main() -> None:
         names, cpu, per = whole
         n_docs = len(both) + len(rest)
         pages, ex_cpu = extraction_cpu(args.limit)
+        _, lx_cpu = extraction_cpu(args.limit, compiled=False)
         print(f"\nwhole filter chain ({' -> '.join(names)}): {n_docs} docs, {cpu:.2f} CPU s, "
               f"{n_docs / cpu:.0f} docs/s per core, {1000 * cpu / n_docs:.2f} ms/doc ("
               + ", ".join(f"{k} {1000 * v / n_docs:.2f}" for k, v in per.items()) + ")")
         print(f"extraction (trafilatura pass, decoding included): {pages} pages, {ex_cpu:.2f} CPU s, "
               f"{1000 * ex_cpu / pages:.2f} ms/doc; whole chain / extraction per document: "
               f"{(cpu / n_docs) / (ex_cpu / pages):.1%} (target < 20%); load {os.getloadavg()}")
+        print(f"same extraction with trafilatura's own XPaths (libxml2, as when the target was set): "
+              f"{lx_cpu:.2f} CPU s, {1000 * lx_cpu / pages:.2f} ms/doc; whole chain / that: "
+              f"{(cpu / n_docs) / (lx_cpu / pages):.1%}")
 
 
 if __name__ == "__main__":
