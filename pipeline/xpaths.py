@@ -55,18 +55,16 @@ _TOKEN = re.compile(r"""\s*(?:
 
 
 def _tokens(src: str) -> list[tuple[str, str]]:
+    """(kind, text) pairs: kind lit (quotes removed), op, name or num."""
     out, pos, src = [], 0, src.strip()
     while pos < len(src):
         m = _TOKEN.match(src, pos)
-        if not m or m.end() == pos:
+        if not m:
             raise Unsupported(f"cannot read {src[pos:pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
         text = m.group(kind)
         out.append((kind, text[1:-1] if kind == "lit" else text))
-        # trailing whitespace
-        while pos < len(src) and src[pos].isspace():
-            pos += 1
     return out
 
 
