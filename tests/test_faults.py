@@ -120,6 +120,12 @@ def test_driver_killed_then_rerun_finishes_only_the_rest(corpus, reference, tmp_
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started: a crash
     proc.wait()
+    # Ray's workers are not in the driver's process group: one in the middle of a shard can
+    # finish it (and write its stats) after the kill, before it sees its raylet is gone. What
+    # the rerun must resume is what is on disk once they are gone.
+    deadline = time.monotonic() + 60
+    while shard_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
     done_before = {p.stem for p in stats.glob("*/stats/*.parquet")}
     assert 1 <= len(done_before) < 4
     finish(start(corpus, tmp_path, 2))
