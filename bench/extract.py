@@ -78,7 +78,6 @@ def run_datatrove(path: Path) -> tuple[int, int, float]:
     from fasttext.FastText import _FastText
 
     from filters.langid import MODEL_PATH
-
     from pipeline import xpaths
 
     xpaths.uninstall()   # datatrove runs trafilatura as shipped (its sandbox forks this process)
@@ -226,9 +225,8 @@ def modes() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     import trafilatura
 
-    from pipeline.extract import decode_html
-
     from pipeline import xpaths
+    from pipeline.extract import decode_html
 
     xpaths.uninstall()   # datatrove's settings with trafilatura as shipped
     t0 = time.process_time()
