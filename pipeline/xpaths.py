@@ -264,37 +264,32 @@ def _compile_or(parts: list[tuple]) -> Callable[[Any], bool]:
                 pattern = _preimage_pattern(lit, dict(table or ()))
                 if pattern is not None:
                     alts[attr].append(anchor + pattern)
-    tests: dict[str, list[tuple[Any, Callable[[str], bool]]]] = defaultdict(list)
-    for attr, patterns in alts.items():
-        rx = re.compile("|".join(patterns))
-        tests[attr].append((None, lambda v, s=rx.search: s(v) is not None))
-    for (attr, table), patterns in translated.items():
-        rx = re.compile("|".join(patterns))
-        tests[attr].append((table, lambda v, s=rx.search: s(v) is not None))
-    attrs = tuple(tests)
-    tables = {attr: [(dict(t) if t is not None else None, f) for t, f in fs] for attr, fs in tests.items()}
-    has_t, eq_t = tuple(has), tuple((a, frozenset(v)) for a, v in eq.items())
+    # attribute name -> the tests on its value; an element's attributes are read in one call
+    by_attr: dict[str, list[Callable[[str], bool]]] = defaultdict(list)
+    for a in has:
+        by_attr[a].append(lambda v: True)
+    for a, vals in eq.items():
+        by_attr[a].append(frozenset(vals).__contains__)
+    for a, patterns in alts.items():
+        search = re.compile("|".join(patterns)).search
+        by_attr[a].append(lambda v, s=search: s(v) is not None)
+    for (a, table), patterns in translated.items():
+        search = re.compile("|".join(patterns)).search
+        by_attr[a].append(lambda v, s=search, t=dict(table): s(v.translate(t)) is not None)
+    lookup = {a: tuple(fs) for a, fs in by_attr.items()}.get
     tags_f = frozenset(tags)
+    others_t = tuple(others)
 
     def pred(el: Any) -> bool:
         if tags_f and el.tag in tags_f:
             return True
-        get = el.get
-        for a in has_t:
-            if get(a) is not None:
-                return True
-        for a, vals in eq_t:
-            v = get(a)
-            if v is not None and v in vals:
-                return True
-        for a in attrs:
-            v = get(a)
-            if v is None:
-                continue   # "" contains or starts with no non-empty literal
-            for table, f in tables[a]:
-                if f(v.translate(table) if table is not None else v):
-                    return True
-        for o in others:
+        for name, v in el.items():
+            fs = lookup(name)
+            if fs is not None:
+                for f in fs:
+                    if f(v):
+                        return True
+        for o in others_t:
             if o(el):
                 return True
         return False
