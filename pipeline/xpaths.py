@@ -6,7 +6,7 @@ to 90 `contains(@class, "...")` tests, and libxml2 builds an attribute node-set 
 value for every test of every element. `compile_xpath` reads an expression's own source text and,
 when it is inside the small grammar those expressions use, returns a callable giving the same list
 of elements in the same (document) order: attributes are read once per element, the `contains`
-tests on one attribute become one regex search, the `starts-with` tests one `str.startswith`.
+and `starts-with` tests on one attribute become one regex search.
 Anything outside the grammar raises `Unsupported` and `install()` leaves that expression to libxml2.
 
 Grammar (XPath 1.0 semantics; `lit` is a quoted string, `name` an element or attribute name):
@@ -29,6 +29,7 @@ real pages; `bench/extract.py` checks extraction output is byte-identical with a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from typing import Any, Callable
@@ -137,18 +138,18 @@ class _Parser:
         return test, preds, per_parent
 
     def or_(self) -> tuple:
-        parts = [self.and_()]
-        while self.at("or"):
-            self.take("or")
-            parts.append(self.and_())
-        return parts[0] if len(parts) == 1 else ("or", parts)
+        return self._joined("or", self.and_)
 
     def and_(self) -> tuple:
-        parts = [self.unary()]
-        while self.at("and"):
-            self.take("and")
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else ("and", parts)
+        return self._joined("and", self.unary)
+
+    def _joined(self, op: str, operand: Callable[[], tuple]) -> tuple:
+        """operand (op operand)*: one node, or (op, [nodes])."""
+        parts = [operand()]
+        while self.at(op):
+            self.take(op)
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (op, parts)
 
     def unary(self) -> tuple:
         if self.at("("):
@@ -224,9 +225,8 @@ def _compile_pred(node: tuple) -> Callable[[Any], bool]:
 
 
 def _compile_or(parts: list[tuple]) -> Callable[[Any], bool]:
-    """An `or` of atoms: the atoms on one attribute (and translate table) are folded into one
-    test (a regex for `contains`, a tuple for `starts-with`, a set for `=`); anything else is
-    compiled on its own and or-ed in."""
+    """An `or` of atoms: the `contains`/`starts-with` atoms on one attribute are folded into one
+    regex, its `=` atoms into one set; anything else is compiled on its own and or-ed in."""
     tags: set[str] = set()
     has: set[str] = set()
     eq: dict[str, set[str]] = defaultdict(set)
@@ -373,8 +373,10 @@ def _first(it) -> list:
     return []
 
 
+@functools.lru_cache(maxsize=256)
 def compile_xpath(src: str) -> CompiledXPath:
-    """Raises `Unsupported` for an expression outside the grammar in this module's docstring."""
+    """Raises `Unsupported` for an expression outside the grammar in this module's docstring.
+    Cached: `Extract.setup()` installs once per shard task, compiling is ~3 ms for all of them."""
     return CompiledXPath(src)
 
 
