@@ -95,6 +95,33 @@ def test_jsonl_bad_lines_each_get_their_own_reason_and_good_ones_survive(tmp_pat
     assert docs[3].source_id == "7" and docs[-1].text == json.loads(good[2])["text"]
 
 
+def test_jsonl_lone_surrogates_are_replaced_and_the_document_kept(tmp_path):
+    """An emoji cut in half by a scraper is valid JSON ("\\ud83d" alone) but no text: orjson refuses
+    it, and left as it is a later stage (fastText, Arrow) would fail on the whole batch."""
+    from filters.langid import predict
+
+    real = [json.loads(x) for x in webtext_lines()[:3]]
+    cut = dict(real[0], text=real[0]["text"][:200] + "\ud83d" + real[0]["text"][200:], id="\udc00" + real[0]["id"],
+               extra=["\ud800", {"k\udfff": 1}])
+    paired = dict(real[1], text=real[1]["text"] + " \U0001F600")  # a whole emoji: a proper pair
+    lines = [json.dumps(cut) + "\n", json.dumps(paired) + "\n", '{"text": "half \\ud83d and cut\n',
+             json.dumps(real[2]) + "\n"]
+    assert "\\ud83d" in lines[0] and "\\ud83d\\ude00" in lines[1]  # as JSON escapes, ASCII only
+    path = tmp_path / "surrogates.jsonl"
+    # Line 5: a surrogate as bytes (CESU-8), not UTF-8 at all: still dropped as such.
+    path.write_bytes("".join(lines).encode("ascii") + b'{"text": "bytes \xed\xa0\xbd here"}\n')
+    docs = list(JsonlReader().read(str(path), "s"))
+    assert [(d.source_row, (d.drop_reason or "kept").split(":")[0]) for d in docs] == [
+        (1, "kept"), (2, "kept"), (3, "malformed_json"), (4, "kept"), (5, "not_utf8")]
+    fixed, whole, _, plain, _ = docs
+    assert fixed.text == real[0]["text"][:200] + "\ufffd" + real[0]["text"][200:]
+    assert fixed.source_id == "\ufffd" + real[0]["id"] and fixed.charset == "utf-8/surrogates-replaced"
+    assert whole.text.endswith("\U0001F600") and whole.charset is None and plain.charset is None
+    assert fixed.n_chars == len(fixed.text) and fixed.warc_offset == 0 and whole.warc_offset == len(lines[0])
+    pa.array([d.text for d in docs if d.kept])  # Arrow takes them; lone surrogates it would refuse
+    assert [lang for lang, _ in predict([fixed.text, whole.text])] == ["en", "en"]
+
+
 @pytest.mark.parametrize("codec", ["gzip", "bz2", "zstd"])
 def test_jsonl_truncated_archive_keeps_the_lines_before_the_cut_and_says_so(tmp_path, codec):
     raw = b"".join(webtext_lines())

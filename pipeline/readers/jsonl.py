@@ -5,6 +5,9 @@ Every non-blank line becomes one Document (blank lines are not records and are s
 - kept, with `text`, `source_id` (the `id_field`), `url`, `title`, `source_row` (1-based line
   number), `warc_offset` (the line's byte offset in the decompressed stream) and
   doc_id `<shard>/<line>` (stable across reruns);
+- a string holding an unpaired UTF-16 surrogate escape (`"\\ud83d"` alone: valid JSON, often a
+  scraper's emoji cut in half, but not text any later stage or Parquet can hold) keeps its
+  document: each lone surrogate becomes U+FFFD, and `charset` says `utf-8/surrogates-replaced`;
 - or dropped at stage `read`: `malformed_json` (not JSON, or not a JSON object), `not_utf8`,
   `missing_text_field` (absent or null), `text_not_a_string`, `empty_text` (blank after strip),
   `record_too_large` (a line over `max_record_bytes`, skipped without being held whole).
@@ -15,6 +18,8 @@ cut; a corrupt one with `corrupt_file`; a file that cannot be opened is one `unr
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +49,29 @@ class JsonlConfig:
                                  f"got {value!r}")
         if self.max_record_bytes <= 0:
             raise ValueError(f"max_record_bytes must be > 0, got {self.max_record_bytes}")
+
+
+# After json.loads has paired what pairs, any code point left in this range is a lone surrogate.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPAIRED_CHARSET = "utf-8/surrogates-replaced"
+
+
+def _loads_repairing(line: bytes) -> Any:
+    """Python's json for a line orjson refused over surrogates: it accepts unpaired ones (valid
+    JSON), which then become U+FFFD in every string of the object. Raises ValueError otherwise,
+    also for surrogates encoded as bytes (not UTF-8: `not_utf8`, as before)."""
+    obj = json.loads(line.decode("utf-8"))
+
+    def fix(v: Any) -> Any:
+        if type(v) is str:
+            return _LONE_SURROGATE.sub("\ufffd", v)
+        if type(v) is dict:
+            return {fix(k): fix(x) for k, x in v.items()}
+        if type(v) is list:
+            return [fix(x) for x in v]
+        return v
+
+    return fix(obj)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -87,18 +115,24 @@ class JsonlReader(Reader):
                         yield self._dropped(url, shard_id, line_no, start, offset - start,
                                             f"record_too_large: over {limit} bytes")
                         continue
+                    repaired = False
                     try:
                         obj = loads(line)
-                    except decode_error:
+                    except decode_error as exc:
                         if not line.strip():
                             continue  # a blank line is not a record
-                        records += 1
-                        yield self._dropped(url, shard_id, line_no, start, len(line), self._why_bad(line))
-                        continue
+                        try:
+                            if "surrogate" not in str(exc):
+                                raise ValueError(exc)
+                            obj, repaired = _loads_repairing(line), True
+                        except (ValueError, RecursionError):
+                            records += 1
+                            yield self._dropped(url, shard_id, line_no, start, len(line), self._why_bad(line))
+                            continue
                     records += 1
                     doc = Document(doc_id=f"{shard_id}/{line_no}", warc_path=url, warc_offset=start,
                                    record_type="document", input_format="jsonl", source_row=line_no,
-                                   n_bytes=len(line))
+                                   n_bytes=len(line), charset=REPAIRED_CHARSET if repaired else None)
                     if type(obj) is not dict:
                         doc.drop("read", f"malformed_json: a {type(obj).__name__}, not an object")
                         yield doc
