@@ -204,6 +204,32 @@ def test_parquet_binary_text_column_is_decoded_or_dropped_as_not_utf8(tmp_path):
     assert docs[0].text == "Grüße aus Köln" and docs[1].drop_reason.startswith("not_utf8")
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["string", "large_string"])
+def test_parquet_string_column_with_bytes_that_are_not_utf8_loses_only_those_rows(tmp_path, large):
+    """Parquet readers do not check that a string column is UTF-8, and other writers (Spark,
+    hand-built buffers) do not either: such a row must be one `not_utf8` row, not a failed file."""
+    objs = [json.loads(x) for x in webtext_lines()[:6]]
+    texts = [o["text"].encode() for o in objs]
+    texts[2] = objs[2]["text"].encode("latin-1", "replace")[:40] + b" caf\xe9"  # Latin-1 bytes
+    texts[4] = b"half an emoji \xed\xa0\xbd as CESU-8 " + texts[4]
+    ids = [o["id"].encode() for o in objs]
+    ids[3] = b"id-\xff"
+    kind = pa.large_string() if large else pa.string()
+
+    def unchecked(values: list[bytes]) -> pa.Array:
+        raw = pa.array(values, pa.large_binary() if large else pa.binary())
+        return pa.Array.from_buffers(kind, len(raw), raw.buffers())  # as a writer that does not check
+
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(pa.table({"text": unchecked(texts), "id": unchecked(ids)}), path, row_group_size=4)
+    docs = list(ParquetReader(ParquetConfig(batch_rows=3)).read(str(path), "m"))
+    assert [(d.source_row, (d.drop_reason or "kept").split(":")[0]) for d in docs] == [
+        (0, "kept"), (1, "kept"), (2, "not_utf8"), (3, "kept"), (4, "not_utf8"), (5, "kept")]
+    assert docs[2].drop_reason == f"not_utf8: byte {len(texts[2]) - 1}" and docs[4].drop_reason == "not_utf8: byte 14"
+    assert [d.text for d in docs if d.kept] == [objs[i]["text"] for i in (0, 1, 3, 5)]
+    assert docs[3].source_id == "id-\ufffd" and docs[2].n_bytes == len(texts[2])
+
+
 # ----------------------------------------------------------------------------------------- text
 
 

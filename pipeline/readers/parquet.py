@@ -51,8 +51,16 @@ def _as_strings(column: pa.ChunkedArray | pa.Array | None, n: int) -> list[Any]:
     if column is None:
         return [None] * n
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column.to_pylist()
+        try:
+            return column.to_pylist()
+        except UnicodeDecodeError:  # see _batch: metadata keeps its row, with U+FFFD for bad bytes
+            return [None if v is None else v.decode("utf-8", "replace") for v in _raw(column).to_pylist()]
     return [None if v is None else str(v) for v in column.to_pylist()]
+
+
+def _raw(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A string column's bytes as they are (a cast to binary checks nothing)."""
+    return column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
 
 
 @register_reader("parquet", suffixes=(".parquet", ".pq"), kind="web")
@@ -112,14 +120,20 @@ class ParquetReader(Reader):
         urls = _as_strings(col(cfg.url_column), n)
         titles = _as_strings(col(cfg.title_column), n)
         texts = col(cfg.text_column)
-        text_values: list[Any] = texts.to_pylist() if texts is not None else [None] * n
+        binary = text_type is not None and (pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type))
+        stringy = text_type is not None and (pa.types.is_string(text_type) or pa.types.is_large_string(text_type))
+        try:
+            text_values: list[Any] = texts.to_pylist() if texts is not None else [None] * n
+        except UnicodeDecodeError:
+            # A string column holding bytes that are not UTF-8: Parquet readers do not check what
+            # other writers wrote. Each row is decoded on its own, and a bad one is `not_utf8`
+            # (it used to fail the whole file).
+            text_values, binary, stringy = _raw(texts).to_pylist(), True, False
         # UTF-8 byte lengths computed by Arrow in one pass, not by encoding each text again
         sizes = (pc.binary_length(texts).to_pylist() if texts is not None and text_type is not None
                  and (pa.types.is_string(text_type) or pa.types.is_binary(text_type)
                       or pa.types.is_large_string(text_type) or pa.types.is_large_binary(text_type))
                  else [0] * n)
-        binary = text_type is not None and (pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type))
-        stringy = text_type is not None and (pa.types.is_string(text_type) or pa.types.is_large_string(text_type))
         for i in range(n):
             row = first_row + i
             doc = Document(doc_id=f"{shard_id}/{row}", warc_path=url, warc_offset=None,  # type: ignore[arg-type]
