@@ -287,6 +287,18 @@ def test_text_not_utf8_is_decoded_by_its_charset_and_binary_is_dropped(tmp_path)
     assert bad.drop_reason.startswith("not_text")
 
 
+def test_text_byte_order_marks_utf8_one_is_dropped_from_the_text_utf16_named_in_the_reason(tmp_path):
+    body = _body(BOOK)[:4000]
+    (tmp_path / "bom8.txt").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    (tmp_path / "le16.txt").write_bytes(body.encode("utf-16"))  # Windows "Unicode": BOM + UTF-16LE
+    (tmp_path / "be32.txt").write_bytes(b"\x00\x00\xfe\xff" + body.encode("utf-32-be"))
+    (doc,) = list(TextReader(TextConfig(strip_gutenberg=False)).read(str(tmp_path / "bom8.txt"), "b"))
+    assert doc.kept and doc.text == body.rstrip() and doc.charset == "utf-8"
+    for name, enc in (("le16.txt", "UTF-16"), ("be32.txt", "UTF-32")):
+        (wide,) = list(TextReader().read(str(tmp_path / name), "w"))
+        assert wide.drop_reason == f"not_utf8: {enc} text (byte-order mark); convert the file to UTF-8"
+
+
 def test_text_truncated_gzip_is_recorded_after_the_lines_before_it(tmp_path):
     data = BOOK_GZ.read_bytes()
     cut = tmp_path / "cut.txt.gz"

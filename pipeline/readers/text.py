@@ -15,7 +15,8 @@ marker in its first `header_lines` lines is read as it is.
 Bytes: UTF-8; a document that is not UTF-8 is decoded with the encoding charset-normalizer
 detects in it (older Gutenberg files are Latin-1), recorded in `charset`; one that is not text
 at all (NUL bytes, or mostly control characters) is dropped as `not_text`; one that no encoding
-fits as `not_utf8`. Other drops: `empty_text`, `record_too_large`, `truncated_file`,
+fits as `not_utf8`, and so is UTF-16/32 text (its byte-order mark named: convert it to UTF-8). A
+UTF-8 byte-order mark is not kept in the text. Other drops: `empty_text`, `record_too_large`, `truncated_file`,
 `corrupt_file`, `unreadable_file`, `empty_file`.
 """
 
@@ -66,8 +67,19 @@ class TextConfig:
             raise ValueError(f"max_document_bytes must be > 0, got {self.max_document_bytes}")
 
 
+# Byte-order marks of encodings this reader does not read (its line logic works on bytes): the
+# file is text, so the reason says what it is and what to do, not "binary data".
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+              (b"\xfe\xff", "UTF-16"))
+
+
 def decode(data: bytes) -> tuple[str | None, str, str | None]:
     """(text or None, charset, drop reason): UTF-8, else the detected encoding, else a reason."""
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            return None, "", f"not_utf8: {name} text (byte-order mark); convert the file to UTF-8"
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # UTF-8's byte-order mark is not part of the text
     if b"\x00" in data[:65536]:
         return None, "", "not_text: NUL bytes (binary data)"
     try:
