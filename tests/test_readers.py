@@ -326,6 +326,22 @@ def test_wiki_dump_fixture_pages_kept_or_dropped_with_their_reasons():
     assert left <= {"raith rovers"}, left  # that source lost its newlines: its tables are not tables
 
 
+def test_a_page_whose_markup_breaks_the_parser_is_dropped_alone(tmp_path):
+    """mwparserfromhell recurses once per nesting level: a vandalised page with thousands of
+    nested templates raised RecursionError out of the reader and failed the whole dump."""
+    xml = bz2.decompress(WIKI.read_bytes()).decode()
+    bodmin = re.search(r"<title>Bodmin</title>.*?<text[^>]*>(.*?)</text>", xml, re.S)
+    nested = "{{" * 5000 + "vandal" + "}}" * 5000
+    path = tmp_path / "vandal.xml"
+    path.write_text(xml[: bodmin.start(1)] + nested + xml[bodmin.end(1):], encoding="utf-8")
+    docs = list(MediaWikiReader().read(str(path), "v"))
+    assert len(docs) == 73 and [d.source_row for d in docs] == list(range(1, 74))
+    (bad,) = [d for d in docs if d.title == "Bodmin"]
+    assert bad.drop_reason.startswith("unparsable_wikitext: RecursionError")
+    assert reasons(docs) == {"redirect": 3, "disambiguation": 1, "namespace_14": 1, "empty_text": 1,
+                             "unparsable_wikitext": 1}
+
+
 @needs_shared
 def test_all_71_shared_articles_convert_without_markup_left(tmp_path):
     import sys

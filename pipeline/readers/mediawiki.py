@@ -10,7 +10,8 @@ positions, and in a bz2 stream they would mean nothing to a reader.
 
 Drops at stage `read`: `namespace_<n>` (only the article namespace 0 is kept: talk, user,
 template... pages are not articles), `redirect`, `disambiguation` (`{{disambiguation}}` and its
-kin, or a "(disambiguation)" title), `empty_text` (nothing left once the markup is gone).
+kin, or a "(disambiguation)" title), `empty_text` (nothing left once the markup is gone),
+`unparsable_wikitext` (the markup parser failed on that page, e.g. thousands of nested templates).
 A dump cut short ends with one `truncated_file` row after the pages read before the cut
 (`malformed_xml` if the XML itself is broken); a file that is not a MediaWiki dump at all is one
 `unreadable_file` row.
@@ -130,11 +131,16 @@ class MediaWikiReader(Reader):
         if not wikitext or not wikitext.strip():
             doc.drop("read", "empty_text")
             return doc
-        code = _wikitext.parse(wikitext)
-        if cfg.drop_disambiguation and _wikitext.is_disambiguation(code, title):
-            doc.drop("read", "disambiguation")
+        try:
+            code = _wikitext.parse(wikitext)
+            if cfg.drop_disambiguation and _wikitext.is_disambiguation(code, title):
+                doc.drop("read", "disambiguation")
+                return doc
+            text = _wikitext.to_text(code, skip)
+        except Exception as exc:  # noqa: BLE001  (one page's markup must not end the whole dump)
+            # e.g. RecursionError in mwparserfromhell on thousands of nested templates
+            doc.drop("read", f"unparsable_wikitext: {type(exc).__name__}: {str(exc)[:160]}")
             return doc
-        text = _wikitext.to_text(code, skip)
         if not text:
             doc.drop("read", "empty_text")
             return doc
