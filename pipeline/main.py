@@ -144,6 +144,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     output = storage.normalize(args.output or str(REPO_ROOT))
     work_dir = storage.join(storage.normalize(args.work_dir) if args.work_dir else storage.join(output, "_work"),
                             config.hash)
+    for flag, url in (("--output", output), ("--work-dir", work_dir)):
+        problem = _unwritable(storage.local_path(url)) if storage.is_local(url) else None
+        if problem:
+            raise ConfigError(f"{flag} {url}: {problem}")
     address = connect_address(args.ray_address)
     if args.workers is not None:
         workers = args.workers
@@ -329,6 +333,19 @@ def _summary(plan: Plan, accounted: list[dict]) -> None:
     kept = sum(r["kept"] for r in accounted)
     print(f"gristmill: {n:,} records read, {kept:,} documents curated -> {storage.redact_text(plan.output)}")
     print(f"  manifests: {storage.join(plan.root, 'manifests')}/*.parquet  curated: {storage.join(plan.root, 'curated')}")
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a local output folder cannot be made or written, found before any work (and without
+    creating anything, so --dry-run stays free of side effects); None when it can."""
+    p = os.path.abspath(path)
+    while not os.path.lexists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        return f"{p} is a file, not a folder"
+    if not os.access(p, os.W_OK | os.X_OK):
+        return f"no permission to write in {p}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

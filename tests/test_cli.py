@@ -43,6 +43,19 @@ def test_missing_input_and_config_exit_2(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_output_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path):
+    taken = tmp_path / "a_file"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "sub" / "deeper"):
+        r = run_pipeline("--input", f"cc={FIXTURES / 'cc'}", "--output", str(out), "--workers", "0")
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and lines == [f"gristmill: error: --output {out}: {taken} is a file, not a folder"]
+    r = run_pipeline("--input", f"cc={FIXTURES / 'cc'}", "--output", str(tmp_path / "o"), "--work-dir", str(taken),
+                     "--dry-run")
+    assert r.returncode == 2 and "--work-dir" in r.stderr and "is a file, not a folder" in r.stderr
+    assert taken.read_text() == "not a folder" and not (tmp_path / "o").exists()
+
+
 def test_dry_run_prints_plan_and_writes_nothing(tmp_path):
     out = tmp_path / "o"
     r = run_pipeline("--input", f"cc={FIXTURES / 'cc'}", "--output", str(out), "--dry-run")
