@@ -159,7 +159,12 @@ def resolve_inputs(specs: list[str], paths_prefix: str = DEFAULT_PATHS_PREFIX,
             found.append((p, coll, f))
     seen: dict[str, tuple[str, str]] = {}
     for p, coll, f in found:
-        seen.setdefault(p, (coll, f))
+        # The same file twice (overlapping globs) is read once; named twice differently, which
+        # collection's weight and stages it gets would depend on the order: refused.
+        if seen.setdefault(p, (coll, f)) != (coll, f):
+            (c0, f0), where = seen[p], storage.redact_text(p)
+            raise InputError(f"--input: {where} is given as {c0}={f0}: and as {coll}={f}:; "
+                             "name each file once, with one collection and format")
     ordered = list(seen)
     if limit is not None:
         if limit < 1:

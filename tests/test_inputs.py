@@ -27,6 +27,16 @@ def test_name_and_format_prefixes():
         resolve_inputs([f"jsnol:{FIXTURES / 'cc'}"])
 
 
+def test_one_file_is_read_once_and_may_not_be_named_into_two_collections():
+    wet = FIXTURES / "cc" / "whirlwind.warc.wet.gz"
+    twice = resolve_inputs([f"crawl={wet}", f"crawl={FIXTURES / 'cc'}"])  # overlapping: read once
+    assert [(f.shard_id, f.collection) for f in twice] == [("whirlwind", "crawl"), ("CC-MAIN-2020-34-excerpt", "crawl")]
+    for specs in ([f"crawl={wet}", f"books={wet}"], [f"crawl={wet}", f"{FIXTURES / 'cc'}"],
+                  [f"crawl=warc:{wet}", f"crawl=text:{wet}"]):
+        with pytest.raises(InputError, match="name each file once"):
+            resolve_inputs(specs)
+
+
 def test_a_file_no_reader_claims_asks_for_a_format(tmp_path):
     odd = tmp_path / "corpus.dat"
     odd.write_text("hello\n")
