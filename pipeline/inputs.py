@@ -32,6 +32,11 @@ _NAME = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
 _FORMAT = re.compile(r"^([a-z][a-z0-9_]*):(?!//)(.+)$")
 
 
+# Names the global steps give their own manifests (manifests/stages-<name>.parquet), beside the
+# per-shard ones: no input's shard id may take one.
+GLOBAL_STEP_NAMES = ("quality_cut", "dedup")
+
+
 class InputError(ValueError):
     """A missing or unusable input: the message names it."""
 
@@ -170,7 +175,7 @@ def resolve_inputs(specs: list[str], paths_prefix: str = DEFAULT_PATHS_PREFIX,
         if limit < 1:
             raise InputError(f"--limit must be >= 1, got {limit}")
         ordered = ordered[:limit]
-    files, used = [], set()
+    files, used = [], set(GLOBAL_STEP_NAMES)  # a file named dedup.* must not share stages-dedup.parquet
     for p in ordered:
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", _stem(p))
         shard_id, k = stem, 2

@@ -34,7 +34,7 @@ from pipeline import storage
 from pipeline.config import CollectionPlan, Config, ConfigError, load_config
 from pipeline.executor import REPO_ROOT, Executor, TaskFailures, cluster_cpus, connect_address
 from pipeline.finalize import ShardPaths, account_shard, curate_shard
-from pipeline.inputs import DEFAULT_PATHS_PREFIX, InputError, InputFile, resolve_inputs
+from pipeline.inputs import DEFAULT_PATHS_PREFIX, GLOBAL_STEP_NAMES, InputError, InputFile, resolve_inputs
 from pipeline.manifest import RUN_SCHEMA, STAGES_SCHEMA, table_from_rows
 from pipeline.shard import ShardTask, run_shard, stage_columns
 
@@ -213,6 +213,13 @@ def run(plan: Plan, argv: list[str]) -> int:
         _report(plan)
     if empty_note:
         log.warning("%s", empty_note)
+    stale = _stale_outputs(plan, tokenized=bool(cfg.pipeline.tokenize and good))
+    if stale:
+        shown = ", ".join(stale[:6]) + (f" (+{len(stale) - 6} more)" if len(stale) > 6 else "")
+        log.warning("%s holds %d file(s) this run did not write, left by an earlier run into the same "
+                    "--output: %s. They are not part of this run (a glob over curated/ or manifests/ "
+                    "would mix them in); remove them, or give each run its own --output",
+                    storage.redact_text(plan.root), len(stale), shown)
     if failed or unread:
         for shard, reason in sorted(unread.items()):
             print(f"gristmill: input {shard} could not be read to the end: {reason}", file=sys.stderr)
@@ -222,6 +229,37 @@ def run(plan: Plan, argv: list[str]) -> int:
         return 1
     _summary(plan, accounted)
     return exit_code
+
+
+def _stale_outputs(plan: Plan, tokenized: bool) -> list[str]:
+    """Output files (relative to the output folder) that belong to inputs this run did not read,
+    or token files this run's tokenize did not write: an earlier run's into the same --output.
+    Named in a warning, never deleted: a quick `--limit 10` run into a full run's folder must not
+    wipe its results."""
+    ids = {f.shard_id for f in plan.inputs}
+    out = []
+    for url in storage.list_files(storage.join(plan.root, "curated"), recursive=False):
+        name = storage.basename(url)
+        if name.endswith(".parquet") and name[: -len(".parquet")] not in ids:
+            out.append(f"curated/{name}")
+    for url in storage.list_files(storage.join(plan.root, "manifests"), recursive=False):
+        name = storage.basename(url)
+        for prefix in ("documents-", "stages-"):
+            shard = name[len(prefix): -len(".parquet")]
+            if (name.startswith(prefix) and name.endswith(".parquet") and shard not in ids
+                    and not (prefix == "stages-" and shard in GLOBAL_STEP_NAMES)):
+                out.append(f"manifests/{name}")
+    listing = storage.join(plan.root, "manifests", "shards.parquet")
+    if tokenized and storage.exists(listing):
+        written = set(storage.read_parquet(listing, columns=["path"]).column("path").to_pylist())
+        tokens = storage.join(plan.root, "tokens")
+        for url in storage.list_files(tokens):
+            rel = "tokens/" + url[len(tokens):].lstrip("/")
+            data = rel[: -len(".json")] + ".bin" if rel.endswith(".json") else rel
+            if rel.count("/") >= 2 and data.endswith((".bin", ".idx")) and not rel.startswith("tokens/blend/") \
+                    and data not in written:
+                out.append(rel)
+    return out
 
 
 def _input_sizes(inputs: list[InputFile]) -> list[float] | None:

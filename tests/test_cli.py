@@ -56,6 +56,28 @@ def test_an_output_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path):
     assert taken.read_text() == "not a folder" and not (tmp_path / "o").exists()
 
 
+def test_files_an_earlier_run_left_in_the_output_are_named_and_kept(tmp_path):
+    """Two books, then one of them into the same --output: the other's curated, manifest and token
+    files are an earlier run's. They are named in one warning and left in place (a quick --limit
+    run must not delete a full run's results); a run that reads them again is quiet."""
+    books = REPO / "tests" / "data" / "sources" / "books1"
+    part1 = books / "pg14263-katrine-part1.txt"
+    out = tmp_path / "o"
+    both = run_pipeline("--input", f"books={books}", "--output", str(out), "--workers", "0")
+    assert both.returncode == 0, both.stderr[-2000:]
+    assert "did not write" not in both.stderr
+    one = run_pipeline("--input", f"books={part1}", "--output", str(out), "--workers", "0")
+    assert one.returncode == 0, one.stderr[-2000:]
+    [warning] = [ln for ln in one.stderr.splitlines() if "did not write" in ln]
+    old = ["curated/pg14263-katrine-part2.parquet", "manifests/documents-pg14263-katrine-part2.parquet",
+           "manifests/stages-pg14263-katrine-part2.parquet", "tokens/books/pg14263-katrine-part2.bin",
+           "tokens/books/pg14263-katrine-part2.json"]
+    assert "holds 7 file(s)" in warning and all(name in warning for name in old)
+    assert all((out / name).is_file() for name in old)  # named, not deleted
+    again = run_pipeline("--input", f"books={books}", "--output", str(out), "--workers", "0")
+    assert again.returncode == 0 and "did not write" not in again.stderr
+
+
 def test_dry_run_prints_plan_and_writes_nothing(tmp_path):
     out = tmp_path / "o"
     r = run_pipeline("--input", f"cc={FIXTURES / 'cc'}", "--output", str(out), "--dry-run")

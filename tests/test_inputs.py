@@ -37,6 +37,16 @@ def test_one_file_is_read_once_and_may_not_be_named_into_two_collections():
             resolve_inputs(specs)
 
 
+def test_a_file_named_like_a_global_step_gets_a_shard_id_of_its_own(tmp_path):
+    wet = (FIXTURES / "cc" / "whirlwind.warc.wet.gz").read_bytes()
+    for stem in ("dedup", "quality_cut", "whirlwind"):
+        (tmp_path / f"{stem}.warc.wet.gz").write_bytes(wet)
+    ids = {f.path.rsplit("/", 1)[-1]: f.shard_id for f in resolve_inputs([str(tmp_path)])}
+    # manifests/stages-dedup.parquet is the dedup step's own: an input called dedup may not take it
+    assert ids == {"dedup.warc.wet.gz": "dedup-2", "quality_cut.warc.wet.gz": "quality_cut-2",
+                   "whirlwind.warc.wet.gz": "whirlwind"}
+
+
 def test_a_file_no_reader_claims_asks_for_a_format(tmp_path):
     odd = tmp_path / "corpus.dat"
     odd.write_text("hello\n")
