@@ -141,6 +141,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
     for f in inputs:
         if (f.collection, f.format) not in collections:
             collections[(f.collection, f.format)] = config.for_collection(f.collection, f.format)
+    unused = sorted(set(config.collections) - {f.collection for f in inputs})
+    if unused:
+        # A typo in [collections.NAME] would otherwise change nothing, silently. Not an error: one
+        # config may serve runs over a subset of its collections.
+        log.warning("%s: [collections.%s] match no --input (this run's collections: %s); their settings "
+                    "are not used", config.source, "], [collections.".join(unused),
+                    ", ".join(sorted({f.collection for f in inputs})))
     output = storage.normalize(args.output or str(REPO_ROOT))
     work_dir = storage.join(storage.normalize(args.work_dir) if args.work_dir else storage.join(output, "_work"),
                             config.hash)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from conftest import FIXTURES, run_pipeline
+from conftest import FIXTURES, REPO, run_pipeline
 
 from pipeline.config import ConfigError, load_config
 from pipeline.inputs import InputError, read_paths_file, resolve_inputs
@@ -110,6 +110,18 @@ def test_collection_stage_that_cannot_run_on_its_format_is_exit_2(tmp_path):
     cfg.write_text("[collections.cc]\nstages = ['length']\n[collections.cc.qualty]\nx = 1\n")
     with pytest.raises(ConfigError, match="unknown key or section 'qualty'"):
         load_config(cfg)
+
+
+def test_settings_for_a_collection_no_input_is_in_are_named_in_a_warning(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[collections.cc.length]\nmin_chars = 500\n[collections.bokos.length]\nmin_chars = 2000\n")
+    r = run_pipeline("--config", str(cfg), "--input", f"cc={FIXTURES / 'cc'}", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    [warning] = [ln for ln in r.stderr.splitlines() if "match no --input" in ln]
+    assert "[collections.bokos]" in warning and "collections: cc" in warning and "[collections.cc]" not in warning
+    ok = run_pipeline("--config", str(cfg), "--input", f"cc={FIXTURES / 'cc'}", "--input",
+                      f"bokos=text:{REPO / 'tests' / 'data' / 'sources' / 'books1'}", "--dry-run")
+    assert ok.returncode == 0 and "match no --input" not in ok.stderr
 
 
 def test_dry_run_shows_each_collections_stages(tmp_path):
