@@ -70,6 +70,12 @@ class PipelineConfig:
     # Ray retries for a shard task whose worker died.
     max_retries: int = 3
 
+    def validate(self) -> None:
+        if self.batch_size < 1:  # 0 read no record at all and exited 0
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_retries < 0:  # Ray reads -1 as "retry forever": a bad input would hang the run
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
 
 # Defaults per source kind, between the code's defaults and the user's [section] values (merged
 # key by key, tables included). Web rules gut clean text; measured with bench/kind_rules.py on real

@@ -81,6 +81,8 @@ class TokenizeConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {value}")
         if not self.max_epochs > 0:
             raise ValueError(f"max_epochs: expected > 0, got {self.max_epochs}")
+        if self.seed < 0:  # numpy's generators take no negative seed (the trained tokenizer's sample)
+            raise ValueError(f"seed: expected >= 0, got {self.seed}")
         if self.mix is not None:
             from pipeline.mixture import load_mix
 

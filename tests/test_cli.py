@@ -24,6 +24,10 @@ def test_bad_config_key_names_file_section_key(tmp_path):
     ("[pipeline]\nstages = ['extract', 'magic']\n", "unknown stage 'magic'"),
     ("[nonsense]\nx = 1\n", "unknown section"),
     ("[langid\n", "not valid TOML"),
+    ("[pipeline]\nbatch_size = 0\n", "batch_size must be >= 1"),  # read nothing, exited 0
+    ("[pipeline]\nmax_retries = -1\n", "max_retries must be >= 0"),  # Ray: retry forever
+    ("[dedup]\nseed = -1\n", "seed must be >= 0"),  # failed after the per-file step
+    ("[tokenize]\nseed = -1\n", "seed: expected >= 0"),
 ])
 def test_config_errors(tmp_path, toml, needle):
     cfg = tmp_path / "c.toml"

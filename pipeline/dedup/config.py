@@ -74,6 +74,8 @@ class DedupConfig:
             raise ValueError(f"bucket_all_pairs must be >= 2, got {self.bucket_all_pairs}")
         if self.partitions < 0:
             raise ValueError(f"partitions must be >= 0 (0 = automatic), got {self.partitions}")
+        if self.seed < 0:  # numpy's generators take no negative seed: it failed after the file step
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if (self.bands == 0) != (self.rows == 0) or self.bands < 0 or self.rows < 0:
             raise ValueError(f"set both bands and rows (> 0), or both to 0 to choose them from the "
                              f"S-curve; got bands={self.bands}, rows={self.rows}")
