@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -261,6 +262,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf: no setting means either (inf timeout_s
+            # failed every page, inf max_epochs the tokenize step, nan passed every range check)
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

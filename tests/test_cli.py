@@ -28,6 +28,9 @@ def test_bad_config_key_names_file_section_key(tmp_path):
     ("[pipeline]\nmax_retries = -1\n", "max_retries must be >= 0"),  # Ray: retry forever
     ("[dedup]\nseed = -1\n", "seed must be >= 0"),  # failed after the per-file step
     ("[tokenize]\nseed = -1\n", "seed: expected >= 0"),
+    ("[extract]\ntimeout_s = inf\n", "expected a finite number"),  # every page failed its timer
+    ("[tokenize]\nmax_epochs = inf\n", "expected a finite number"),  # the blend's caps overflowed
+    ("[langid]\nthreshold = nan\n", "expected a finite number"),
 ])
 def test_config_errors(tmp_path, toml, needle):
     cfg = tmp_path / "c.toml"
