@@ -32,6 +32,17 @@ def load_model(path: str = str(MODEL_PATH)):
     return fasttext.load_model(path)
 
 
+@functools.lru_cache(maxsize=4)
+def model_languages(path: str) -> frozenset[str]:
+    """The language codes a fastText LID model can predict, read from its dictionary."""
+    from filters.quality_model import ModelFileError, read_labels
+
+    try:
+        return frozenset(lab.removeprefix("__label__") for lab in read_labels(path))
+    except ModelFileError as exc:
+        raise ValueError(f"model_path: {exc}") from None
+
+
 def predict(texts: list[str], model=None) -> list[tuple[str, float]]:
     """Top language (ISO 639-1 where lid.176 has one) and its probability, for each text."""
     model = model or load_model()
@@ -57,6 +68,14 @@ class LangIdConfig:
                 raise ValueError(f"threshold for {lang!r} must be within [0, 1], got {t}")
         if self.model_path and not Path(self.model_path).is_file():
             raise ValueError(f"model_path {self.model_path!r} does not exist")
+        # A code the model never predicts (ISO 639-3 "eng" for lid.176's "en", say) would drop
+        # every document of a run as language_not_kept, or set a threshold nothing uses.
+        known = model_languages(self.model_path or str(MODEL_PATH))
+        for what, codes in (("keep", [c for c in self.keep if c != "*"]), ("thresholds", list(self.thresholds))):
+            unknown = [c for c in codes if c not in known]
+            if unknown:
+                raise ValueError(f"{what}: {unknown} not among the model's {len(known)} languages "
+                                 f"(lid.176 uses ISO 639-1 codes where there is one: en, de, zh, ...)")
 
 
 @register_stage("langid", order=40)

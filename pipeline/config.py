@@ -316,7 +316,11 @@ def load_config(path: str | Path | None = None) -> Config:
     config = Config(sections=built, source=where, raw=raw)
     from pipeline.registry import readers
 
+    kinds = sorted({e.kind for e in readers().values()})
     for name in collections:
+        kind = collections[name].get("kind")
+        if kind is not None and kind not in kinds:  # any other word silently meant the web defaults
+            raise ConfigError(f"{where}: [collections.{name}] kind: expected one of {kinds}, got {kind!r}")
         # Validate each collection's plan now (exit 2 before any task) for every reader it could
         # use; a stage that cannot run on a format is checked again once inputs are resolved.
         for fmt in readers():

@@ -31,6 +31,10 @@ def test_bad_config_key_names_file_section_key(tmp_path):
     ("[extract]\ntimeout_s = inf\n", "expected a finite number"),  # every page failed its timer
     ("[tokenize]\nmax_epochs = inf\n", "expected a finite number"),  # the blend's caps overflowed
     ("[langid]\nthreshold = nan\n", "expected a finite number"),
+    # codes lid.176 never predicts: every document of a run would be language_not_kept
+    ("[langid]\nkeep = ['eng']\n", "keep: ['eng'] not among the model's 176 languages"),
+    ("[langid]\nthresholds = { zho = 0.5 }\n", "thresholds: ['zho'] not among"),
+    ("[collections.books]\nkind = 'bookz'\n", "kind: expected one of ['books', 'web', 'wiki'], got 'bookz'"),
 ])
 def test_config_errors(tmp_path, toml, needle):
     cfg = tmp_path / "c.toml"
