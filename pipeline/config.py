@@ -174,6 +174,8 @@ class Config:
             values = _merge(_merge(kind_defaults.get(section, {}), self.raw.get(section, {})), coll.get(section, {}))
             sections[section] = build_section(section, values, f"{where}.{section}" if section in coll else where)
         sections["pipeline"] = dataclasses.replace(self.pipeline, stages=tuple(stages))
+        if coll:
+            _check_language_codes(sections, where)
         return CollectionPlan(name, fmt, kind, Config(sections=sections, source=self.source, raw={}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,6 +283,30 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def _check_language_codes(sections: dict[str, Any], where: str) -> None:
+    """Language codes other sections key on must be ones the language-ID model predicts: a table
+    for "eng" (lid.176 says "en") would never apply, silently."""
+    from filters.langid import MODEL_PATH, model_languages
+
+    langid, quality, toxicity = (sections.get(k) for k in ("langid", "quality", "toxicity"))
+    try:
+        known = model_languages(getattr(langid, "model_path", "") or str(MODEL_PATH))
+    except ValueError:
+        return  # an unreadable model_path is [langid]'s own error
+    uses = []
+    if quality is not None:
+        uses += [("quality", "languages", [c for c in quality.languages if c != "*"]),
+                 ("quality", "stop_words", list(quality.stop_words))]
+    if toxicity is not None:
+        uses.append(("toxicity", "score_languages", list(toxicity.score_languages)))
+    for section, key, codes in uses:
+        unknown = sorted(c for c in codes if c not in known)
+        if unknown:
+            raise ConfigError(f"{where}: [{section}] {key}: {unknown} not among the language-ID model's "
+                              f"{len(known)} languages (lid.176 uses ISO 639-1 codes where there is one: "
+                              "en, de, zh, ...)")
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Defaults, overridden by the TOML file at `path` if given."""
     raw: dict[str, Any] = {}
@@ -313,6 +339,7 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(
                 f"{where}: [pipeline] stages names unknown stage '{stage}'; valid: {sorted(stages())}"
             )
+    _check_language_codes(built, where)
     config = Config(sections=built, source=where, raw=raw)
     from pipeline.registry import readers
 

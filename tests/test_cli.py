@@ -35,6 +35,10 @@ def test_bad_config_key_names_file_section_key(tmp_path):
     ("[langid]\nkeep = ['eng']\n", "keep: ['eng'] not among the model's 176 languages"),
     ("[langid]\nthresholds = { zho = 0.5 }\n", "thresholds: ['zho'] not among"),
     ("[collections.books]\nkind = 'bookz'\n", "kind: expected one of ['books', 'web', 'wiki'], got 'bookz'"),
+    # tables keyed on a code no document gets never apply
+    ("[quality.languages.eng]\nmin_doc_words = 3\n", "[quality] languages: ['eng'] not among the language-ID"),
+    ("[toxicity]\nscore_languages = ['en', 'deu']\n", "[toxicity] score_languages: ['deu'] not among"),
+    ("[collections.web.quality.stop_words]\nxx = ['the']\n", "[collections.web]: [quality] stop_words: ['xx']"),
 ])
 def test_config_errors(tmp_path, toml, needle):
     cfg = tmp_path / "c.toml"
