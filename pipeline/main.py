@@ -220,7 +220,12 @@ def run(plan: Plan, argv: list[str]) -> int:
         _report(plan)
     if empty_note:
         log.warning("%s", empty_note)
-    stale = _stale_outputs(plan, tokenized=bool(cfg.pipeline.tokenize and good))
+    try:
+        stale = _stale_outputs(plan, tokenized=bool(cfg.pipeline.tokenize and good))
+    except Exception as exc:  # noqa: BLE001  (a listing that fails must not fail a finished run)
+        log.warning("could not look for an earlier run's files in %s: %s", storage.redact_text(plan.root),
+                    storage.redact_text(str(exc))[:200])
+        stale = []
     if stale:
         shown = ", ".join(stale[:6]) + (f" (+{len(stale) - 6} more)" if len(stale) > 6 else "")
         log.warning("%s holds %d file(s) this run did not write, left by an earlier run into the same "
