@@ -138,8 +138,9 @@ class MediaWikiReader(Reader):
                 return doc
             text = _wikitext.to_text(code, skip)
         except Exception as exc:  # noqa: BLE001  (one page's markup must not end the whole dump)
-            # e.g. RecursionError in mwparserfromhell on thousands of nested templates
-            doc.drop("read", f"unparsable_wikitext: {type(exc).__name__}: {str(exc)[:160]}")
+            # e.g. RecursionError in mwparserfromhell on thousands of nested templates. The type
+            # only, as for stage_error: a parser's message may quote the page's text.
+            doc.drop("read", f"unparsable_wikitext: {type(exc).__name__}")
             return doc
         if not text:
             doc.drop("read", "empty_text")
