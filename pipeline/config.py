@@ -265,7 +265,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if not math.isfinite(value):  # TOML has nan and inf: no setting means either (inf timeout_s
-            # failed every page, inf max_epochs the tokenize step, nan passed every range check)
+            # failed every page, inf max_epochs the tokenize step, nan slipped past `x < 0` checks)
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is int:
