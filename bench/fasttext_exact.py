@@ -52,7 +52,6 @@ EOS = "</s>"
 LABEL_PREFIX = "__label__"  # fastText's default `-label`; not stored in the file, so always this
 LOSS_HS, LOSS_SOFTMAX = 1, 3
 MODEL_SUP = 3
-MAX_VOCAB_SIZE = 30_000_000
 FNV_OFFSET, FNV_PRIME = 2166136261, 16777619
 WORD_NGRAM_MULT = 116049371
 KSUB = 256  # 8-bit product quantizer codes

@@ -43,6 +43,15 @@ def model_languages(path: str) -> frozenset[str]:
         raise ValueError(f"model_path: {exc}") from None
 
 
+def check_codes(what: str, codes: list[str], model_path: str, whose: str) -> None:
+    """ValueError naming the codes the model at `model_path` never predicts, if any."""
+    known = model_languages(model_path)
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise ValueError(f"{what}: {unknown} not among {whose} {len(known)} languages "
+                         "(lid.176 uses ISO 639-1 codes where there is one: en, de, zh, ...)")
+
+
 def predict(texts: list[str], model=None) -> list[tuple[str, float]]:
     """Top language (ISO 639-1 where lid.176 has one) and its probability, for each text."""
     model = model or load_model()
@@ -70,12 +79,8 @@ class LangIdConfig:
             raise ValueError(f"model_path {self.model_path!r} does not exist")
         # A code the model never predicts (ISO 639-3 "eng" for lid.176's "en", say) would drop
         # every document of a run as language_not_kept, or set a threshold nothing uses.
-        known = model_languages(self.model_path or str(MODEL_PATH))
         for what, codes in (("keep", [c for c in self.keep if c != "*"]), ("thresholds", list(self.thresholds))):
-            unknown = [c for c in codes if c not in known]
-            if unknown:
-                raise ValueError(f"{what}: {unknown} not among the model's {len(known)} languages "
-                                 f"(lid.176 uses ISO 639-1 codes where there is one: en, de, zh, ...)")
+            check_codes(what, codes, self.model_path or str(MODEL_PATH), "the model's")
 
 
 @register_stage("langid", order=40)

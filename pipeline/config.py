@@ -154,6 +154,9 @@ class Config:
         where = f"{self.source}: [collections.{name}]"
         coll = dict(self.collections.get(name, {}))
         kind = coll.pop("kind", None) or registry.reader_for(fmt).kind
+        kinds = sorted({e.kind for e in registry.readers().values()})
+        if kind not in kinds:  # any other word silently meant the web defaults
+            raise ConfigError(f"{where} kind: expected one of {kinds}, got {kind!r}")
         stages = coll.pop("stages", None)
         if stages is None:
             stages = tuple(s for s in self.pipeline.stages if registry.applies(s, fmt))
@@ -286,11 +289,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 def _check_language_codes(sections: dict[str, Any], where: str) -> None:
     """Language codes other sections key on must be ones the language-ID model predicts: a table
     for "eng" (lid.176 says "en") would never apply, silently."""
-    from filters.langid import MODEL_PATH, model_languages
+    from filters.langid import MODEL_PATH, check_codes, model_languages
 
     langid, quality, toxicity = (sections.get(k) for k in ("langid", "quality", "toxicity"))
+    path = getattr(langid, "model_path", "") or str(MODEL_PATH)
     try:
-        known = model_languages(getattr(langid, "model_path", "") or str(MODEL_PATH))
+        model_languages(path)
     except ValueError:
         return  # an unreadable model_path is [langid]'s own error
     uses = []
@@ -300,11 +304,10 @@ def _check_language_codes(sections: dict[str, Any], where: str) -> None:
     if toxicity is not None:
         uses.append(("toxicity", "score_languages", list(toxicity.score_languages)))
     for section, key, codes in uses:
-        unknown = sorted(c for c in codes if c not in known)
-        if unknown:
-            raise ConfigError(f"{where}: [{section}] {key}: {unknown} not among the language-ID model's "
-                              f"{len(known)} languages (lid.176 uses ISO 639-1 codes where there is one: "
-                              "en, de, zh, ...)")
+        try:
+            check_codes(key, sorted(codes), path, "the language-ID model's")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: [{section}] {exc}") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -343,11 +346,7 @@ def load_config(path: str | Path | None = None) -> Config:
     config = Config(sections=built, source=where, raw=raw)
     from pipeline.registry import readers
 
-    kinds = sorted({e.kind for e in readers().values()})
     for name in collections:
-        kind = collections[name].get("kind")
-        if kind is not None and kind not in kinds:  # any other word silently meant the web defaults
-            raise ConfigError(f"{where}: [collections.{name}] kind: expected one of {kinds}, got {kind!r}")
         # Validate each collection's plan now (exit 2 before any task) for every reader it could
         # use; a stage that cannot run on a format is checked again once inputs are resolved.
         for fmt in readers():
