@@ -24,12 +24,11 @@ MAX_CHARS = 10_000
 
 @functools.lru_cache(maxsize=2)
 def load_model(path: str = str(MODEL_PATH)):
-    import fasttext
+    from filters import fasttext_model
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"language-ID model not found at {path}: it ships with gristmill in filters/data/")
-    fasttext.FastText.eprint = lambda *a, **k: None  # silence the "load_model does not return" warning
-    return fasttext.load_model(path)
+    return fasttext_model.load(path)
 
 
 @functools.lru_cache(maxsize=4)

@@ -108,10 +108,9 @@ def model_name(path: str | Path) -> str:
 
 @functools.lru_cache(maxsize=2)
 def load_model(path: str):
-    import fasttext
+    from filters import fasttext_model
 
-    fasttext.FastText.eprint = lambda *a, **k: None  # silence the "load_model does not return" warning
-    return fasttext.load_model(path)
+    return fasttext_model.load(path)
 
 
 def normalize(text: str, max_chars: int = 10_000, lowercase: bool = True, newline: str = " ") -> str:

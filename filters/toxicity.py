@@ -157,15 +157,14 @@ class BadWords:
 
 @functools.lru_cache(maxsize=2)
 def load_model(path: str = str(MODEL_PATH)):
-    import fasttext
+    from filters import fasttext_model
 
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"toxicity model not found at {path}: it ships with gristmill in filters/data/toxicity/; "
             "rebuild it with `python bench/train_toxicity.py`"
         )
-    fasttext.FastText.eprint = lambda *a, **k: None  # silence the "load_model does not return" warning
-    return fasttext.load_model(path)
+    return fasttext_model.load(path)
 
 
 def toxic_probability(texts: list[str], model=None) -> list[float]:
