@@ -53,7 +53,11 @@ def preprocess(text: str) -> str:
     joining the pieces of a split on the captured character with spaces is that string, built
     in C instead of one template expansion per match (30% faster).
     """
-    return " ".join(" ".join(_PUNCT.split(text.lower())).split())
+    return _split_punct(text.lower())
+
+
+def _split_punct(lowered: str) -> str:
+    return " ".join(" ".join(_PUNCT.split(lowered)).split())
 
 
 def shipped_languages() -> list[str]:
@@ -68,8 +72,8 @@ def _is_word_char(c: str) -> bool:
     return c.isalnum() or c == "_" or unicodedata.category(c)[0] == "M"
 
 
-def _normalize(text: str, lang: str) -> str:
-    text = " ".join(text.lower().split())
+def _normalize(text: str, lang: str, lowered: str | None = None) -> str:
+    text = " ".join((text.lower() if lowered is None else lowered).split())
     if lang == "th":
         # LDNOOBW writes sara am decomposed (U+0E4D U+0E32); Thai text uses U+0E33.
         text = text.replace("\u0e33", "\u0e4d\u0e32")
@@ -147,9 +151,10 @@ class BadWords:
                 last_end = end
         return out
 
-    def count_and_ratio(self, text: str) -> tuple[int, float]:
-        """Hits, and hits per word (per non-space character for substring languages)."""
-        norm = _normalize(text, self.lang)
+    def count_and_ratio(self, text: str, lowered: str | None = None) -> tuple[int, float]:
+        """Hits, and hits per word (per non-space character for substring languages).
+        `lowered`: text.lower(), where the caller has it already."""
+        norm = _normalize(text, self.lang, lowered)
         hits = len(self._matches(norm))
         units = len(norm) - norm.count(" ") if self.substring else norm.count(" ") + 1
         return hits, (hits / units if norm and units else 0.0)
@@ -167,10 +172,18 @@ def load_model(path: str = str(MODEL_PATH)):
     return fasttext_model.load(path)
 
 
-def toxic_probability(texts: list[str], model=None) -> list[float]:
-    """The classifier's probability that each text is toxic."""
+def toxic_probability(texts: list[str], model=None, lowered: list[str] | None = None) -> list[float]:
+    """The classifier's probability that each text is toxic (`lowered`: each text.lower(), where
+    the caller has them: the same input, one lower() fewer)."""
     model = model or load_model()
-    labels, probs = model.predict([preprocess(t[:MAX_SCORE_CHARS]) for t in texts], k=-1)
+    if lowered is None:
+        lines = [preprocess(t[:MAX_SCORE_CHARS]) for t in texts]
+    else:
+        # t[:n].lower() is t.lower()[:n] only when no character before n changes length ("İ"
+        # lowers to two): the texts within the limit are whole, the others take the long way.
+        lines = [_split_punct(low) if len(t) <= MAX_SCORE_CHARS else preprocess(t[:MAX_SCORE_CHARS])
+                 for t, low in zip(texts, lowered, strict=True)]
+    labels, probs = model.predict(lines, k=-1)
     return [float(dict(zip(lab, p)).get(TOXIC_LABEL, 0.0)) for lab, p in zip(labels, probs)]
 
 
@@ -237,11 +250,13 @@ class ToxicityFilter(Filter):
         return self._lists.get(LANG_ALIASES.get(lang, lang))
 
     def score_batch(self, docs: list[Document]) -> list[dict[str, Any]]:
-        probs = toxic_probability([d.text for d in docs], self._model)
+        texts = [d.text for d in docs]
+        lowered = [t.lower() for t in texts]  # shared by the classifier's input and the word lists
+        probs = toxic_probability(texts, self._model, lowered)
         out = []
-        for doc, p in zip(docs, probs):
+        for doc, p, low in zip(docs, probs, lowered):
             words = self._list_for(doc)
-            count, ratio = words.count_and_ratio(doc.text) if words else (0, 0.0)
+            count, ratio = words.count_and_ratio(doc.text, low) if words else (0, 0.0)
             out.append({"toxicity_badword_count": count, "toxicity_badword_ratio": ratio, "toxicity_score": p})
         return out
 

@@ -362,26 +362,29 @@ def test_ngram_repetition_values_equal_the_reference_helpers_on_all_990_pages(pa
     assert repeats > 1000  # the comparison exercised the repeat walk, not only the no-repeat path
 
 
-def test_ngram_hash_collision_falls_back_to_exact_strings(monkeypatch):
-    """Equal hashes are verified: with every n-gram hashing alike, the values are still exact."""
+def test_ngram_hash_collisions_never_merge_different_ngrams(monkeypatch):
+    """Equal hashes are verified: with a hash under which every anagram collides (multiplier 1:
+    the sum of the code points), the values are still exactly the reference's."""
     from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate
 
     from filters import ngrams
 
-    words = split_words(PROSE * 3 + "ab c d e f g h i j k. a bc d e f g h i j k.")
-    real, calls = ngrams.JoinedWords.hashes, []
-    monkeypatch.setattr(ngrams.JoinedWords, "hashes", lambda self, *a: calls.append(a) or real(self, *a) * 0)
-    for n in range(5, 11):
-        assert ngrams.all_duplicate_chars(words, n) == find_all_duplicate(words, n)
-    tops = {}
-    for joiner in (" ", ""):
-        tops[joiner] = [find_top_duplicate([joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)])
-                        for n in (2, 3, 4)]
-        assert [ngrams.top_duplicate_chars(words, n, joiner) for n in (2, 3, 4)] == tops[joiner]
-    dups = [find_all_duplicate(words, n) for n in range(5, 11)]
-    assert ngrams.repetition_chars(words, " ") == (tops[" "], dups)
-    assert ngrams.repetition_chars(words, "") == (tops[""], dups)
-    assert calls  # the hashes above are the ones the measurements used
+    # anagram n-grams ("ab c" / "ba c", "c ab"), and ""-joined n-grams equal across word splits
+    words = split_words(PROSE * 3 + "ab c d e f g h i j k. a bc d e f g h i j k. ba c d e f g h i j k. c ab d e.")
+    for base in (ngrams._BASE, 1):
+        monkeypatch.setattr(ngrams, "_BASE", base)
+        for n in range(5, 11):
+            assert ngrams.all_duplicate_chars(words, n) == find_all_duplicate(words, n)
+        tops = {}
+        for joiner in (" ", ""):
+            tops[joiner] = [find_top_duplicate([joiner.join(words[i : i + n]) for i in range(len(words) - n + 1)])
+                            for n in (2, 3, 4)]
+            assert [ngrams.top_duplicate_chars(words, n, joiner) for n in (2, 3, 4)] == tops[joiner]
+        dups = [find_all_duplicate(words, n) for n in range(5, 11)]
+        assert ngrams.repetition_chars(words, " ") == (tops[" "], dups)
+        assert ngrams.repetition_chars(words, "") == (tops[""], dups)
+    # with multiplier 1 a table that trusted hashes would count these two as one 2-gram
+    assert ngrams.top_duplicate_chars(["ab", "c", "ba", "c"], 2) == 4
 
 
 def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():

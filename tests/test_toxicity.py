@@ -208,6 +208,19 @@ def test_preprocess_equals_its_regex_definition_on_real_pages():
         assert preprocess(text) == " ".join(punct.sub(r" \1 ", text.lower()).split())
 
 
+def test_shared_lowercase_gives_the_classifier_the_same_input(comments):
+    """The stage lowers each text once for the classifier and the word lists; over the length
+    limit the classifier still reads text[:limit].lower(), which differs from text.lower()[:limit]
+    when a character before the cut lowers to two ("İ")."""
+    from filters.toxicity import MAX_SCORE_CHARS
+
+    long_text = "İ" * 10 + (comments["toxic"] + " ") * (MAX_SCORE_CHARS // len(comments["toxic"]) + 1)
+    texts = [comments["toxic"], comments["benign"], long_text, "", "İİ x"]
+    assert len(long_text) > MAX_SCORE_CHARS
+    assert long_text[:MAX_SCORE_CHARS].lower() != long_text.lower()[:MAX_SCORE_CHARS]
+    assert toxic_probability(texts, lowered=[t.lower() for t in texts]) == toxic_probability(texts)
+
+
 def test_classifier_ranks_toxic_above_benign(comments):
     toxic, benign = toxic_probability([comments["toxic"], comments["benign"]])
     assert toxic > 0.9
