@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -275,6 +276,55 @@ def _is_space(c):
 
 
 @njit(cache=True, nogil=True)
+def _next_token(buf, pos, end, classes):
+    """(start, stop) of the next token of buf[pos:end], or (end, end) at the line's end.
+
+    `classes` empty: fastText's readWord (bytes ` \\n\\r\\t\\v\\f\\0` separate). Else one class per
+    code point: 1 separates, 2 is a token by itself, 0 continues a token; the tokens are then
+    those fastText reads from the string the classes stand for (`split_classes`)."""
+    if len(classes) == 0:
+        while pos < end and _is_space(buf[pos]):
+            pos += 1
+        start = pos
+        while pos < end and not _is_space(buf[pos]):
+            pos += 1
+        return start, pos
+    start = pos
+    kind = 1
+    while pos < end:
+        cp, width = _code_point(buf, pos)
+        kind = classes[cp]
+        if kind != 1:
+            break
+        pos += width
+    start = pos
+    if pos == end:
+        return pos, pos
+    if kind == 2:
+        return start, pos + width
+    while pos < end:
+        cp, width = _code_point(buf, pos)
+        if classes[cp] != 0:
+            break
+        pos += width
+    return start, pos
+
+
+@njit(cache=True, nogil=True)
+def _code_point(buf, pos):
+    """The code point starting at buf[pos] (valid UTF-8: Python encoded it) and its byte count."""
+    b = np.int64(buf[pos])
+    if b < 0x80:
+        return b, 1
+    if b < 0xE0:
+        return ((b & 0x1F) << 6) | (np.int64(buf[pos + 1]) & 0x3F), 2
+    if b < 0xF0:
+        return ((b & 0x0F) << 12) | ((np.int64(buf[pos + 1]) & 0x3F) << 6) | (np.int64(buf[pos + 2]) & 0x3F), 3
+    return (((b & 0x07) << 18) | ((np.int64(buf[pos + 1]) & 0x3F) << 12)
+            | ((np.int64(buf[pos + 2]) & 0x3F) << 6) | (np.int64(buf[pos + 3]) & 0x3F)), 4
+
+
+@njit(cache=True, nogil=True)
 def _is_eos(buf, s, e):
     return e - s == 4 and buf[s] == 60 and buf[s + 1] == 47 and buf[s + 2] == 115 and buf[s + 3] == 62
 
@@ -366,11 +416,13 @@ def _dot(output, row, hidden):
 
 
 @njit(cache=True, nogil=True)
-def _predict_batch(buf, table, words, woff, wlen, nwords, vocab_ids, vocab_off, vocab_cnt,
+def _predict_batch(buf, bounds, classes, table, words, woff, wlen, nwords, vocab_ids, vocab_off, vocab_cnt,
                    minn, maxn, bucket, word_ngrams, pruned, prune_map, prune_bits, inp, output, loss,
                    left, right, k, threshold, out_label, out_prob, out_n,
                    ctable, cbytes, cboff, cblen, cids, cioff, cicnt, cstate):
-    """Every line of `buf` (UTF-8, each line ending in b"\\n"): its best k labels and probabilities."""
+    """Every line of `buf` (UTF-8; line i is buf[bounds[i]:bounds[i + 1]]): its best k labels and
+    probabilities. `classes`: empty, fastText's own split; else a class per code point (see
+    `_next_token`)."""
     dim = inp.shape[1]
     nlabels = output.shape[0]
     hidden = np.zeros(dim, dtype=np.float32)
@@ -384,29 +436,23 @@ def _predict_batch(buf, table, words, woff, wlen, nwords, vocab_ids, vocab_off, 
     stack_score = np.empty(4 * nlabels + 4, dtype=np.float32)
     thr = np.float32(threshold)
     log_thr = _std_log(thr)
-    size = len(buf)
-    pos = 0
-    line = 0
-    while pos < size:
+    for line in range(len(bounds) - 1):
+        pos = bounds[line]
+        end = bounds[line + 1]
         # ---- Dictionary::getLine -----------------------------------------------------------------
         n = 0
         nh = 0
         while True:
-            while pos < size and _is_space(buf[pos]) and buf[pos] != 10:
-                pos += 1
-            if buf[pos] == 10:  # the line's end reads as </s>
+            s, e = _next_token(buf, pos, end, classes)
+            pos = e
+            if s == e:  # the line's end reads as </s>
                 s = -1
                 e = -1
-                pos += 1
                 eos = True
                 h = _fnv(EOS_BYTES, 0, 4)
                 wid = _lookup(EOS_BYTES, 0, 4, h, table, words, woff, wlen)
             else:
-                s = pos
-                while pos < size and not _is_space(buf[pos]):
-                    pos += 1
-                e = pos
-                eos = _is_eos(buf, s, e)
+                eos = _is_eos(buf, s, e)  # a literal </s> ends fastText's line: the rest is never read
                 h = _fnv(buf, s, e)
                 wid = _lookup(buf, s, e, h, table, words, woff, wlen)
             is_word = wid < nwords if wid >= 0 else not (s >= 0 and _starts_with_label(buf, s, e))
@@ -441,11 +487,6 @@ def _predict_batch(buf, table, words, woff, wlen, nwords, vocab_ids, vocab_off, 
                 nh += 1
             if eos:
                 break
-        if eos and s >= 0:
-            # a literal </s> ends fastText's line: the rest of this text is never read
-            while buf[pos] != 10:
-                pos += 1
-            pos += 1
         # Dictionary::addWordNgrams
         if word_ngrams > 1:
             if n + nh * (word_ngrams - 1) > len(ids):
@@ -459,7 +500,6 @@ def _predict_batch(buf, table, words, woff, wlen, nwords, vocab_ids, vocab_off, 
                     j += 1
         if n == 0:  # FastText::predict: no input rows, no prediction
             out_n[line] = 0
-            line += 1
             continue
         # ---- Model::computeHidden ----------------------------------------------------------------
         hidden[:] = 0.0
@@ -525,8 +565,6 @@ def _predict_batch(buf, table, words, woff, wlen, nwords, vocab_ids, vocab_off, 
             out_label[line, i] = hi[i]
             out_prob[line, i] = np.float32(math.exp(hs[i]))
         out_n[line] = cnt
-        line += 1
-    return line
 
 
 # The unknown-word cache: an unknown word's n-gram rows are the same in every document, and
@@ -707,26 +745,62 @@ class FastTextModel:
         for line in lines:
             if "\n" in line:
                 raise ValueError("predict processes one line at a time (remove '\\n')")
+        all_labels, all_probs = self._predict(lines, k, threshold, _NO_CLASSES)
+        if single:
+            return tuple(all_labels[0]), all_probs[0]
+        return all_labels, all_probs
+
+    def predict_split(self, texts: list[str], split: str, k: int = 1, threshold: float = 0.0):
+        """`predict` of each text as the stages prepare it, without building that string:
+        split="whitespace": of `" ".join(text.split())` (language ID's input);
+        split="punctuation": of `" ".join(" ".join(re.split(r"([^\\w\\s'])", text)).split())`
+        (the toxicity classifier's input for a lowercased text: each punctuation character a word).
+        The same answers, the string never made (`tests/test_fasttext_model.py`)."""
+        return self._predict(list(texts), k, threshold, split_classes(split))
+
+    def _predict(self, lines: list[str], k: int, threshold: float, classes: np.ndarray):
         if k == -1:
             k = self.nlabels
         elif k <= 0:
             raise ValueError("k needs to be 1 or higher!")
         k = min(k, self.nlabels)
-        buf = np.frombuffer(("\n".join(lines) + "\n").encode("utf-8"), dtype=np.uint8) if lines \
-            else np.empty(0, dtype=np.uint8)
+        encoded = [line.encode("utf-8") for line in lines]
+        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        bounds = np.zeros(len(lines) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=bounds[1:])
         out_label = np.zeros((len(lines), k), dtype=np.int32)
         out_prob = np.zeros((len(lines), k), dtype=np.float32)
         out_n = np.zeros(len(lines), dtype=np.int64)
-        _predict_batch(buf, self._table, self._words, self._woff, self._wlen, self.nwords, self._vocab_ids,
-                       self._vocab_off, self._vocab_cnt, self.minn, self.maxn, self.bucket, self.word_ngrams,
-                       self.pruned, self._prune_map, self._prune_bits, self._input, self._output, self.loss, self._left,
-                       self._right, k, float(threshold), out_label, out_prob, out_n, *self._cache())
+        _predict_batch(buf, bounds, classes, self._table, self._words, self._woff, self._wlen, self.nwords,
+                       self._vocab_ids, self._vocab_off, self._vocab_cnt, self.minn, self.maxn, self.bucket,
+                       self.word_ngrams, self.pruned, self._prune_map, self._prune_bits, self._input, self._output,
+                       self.loss, self._left, self._right, k, float(threshold), out_label, out_prob, out_n,
+                       *self._cache())
         names = self.labels
-        all_labels = [tuple(names[j] for j in out_label[i, :out_n[i]].tolist()) for i in range(len(lines))]
-        all_probs = [out_prob[i, :out_n[i]].copy() for i in range(len(lines))]
-        if single:
-            return all_labels[0], all_probs[0]
-        return [list(lab) for lab in all_labels], all_probs
+        return ([[names[j] for j in out_label[i, :out_n[i]].tolist()] for i in range(len(lines))],
+                [out_prob[i, :out_n[i]].copy() for i in range(len(lines))])
+
+
+_NO_CLASSES = np.zeros(0, dtype=np.uint8)
+
+
+@functools.lru_cache(maxsize=2)
+def split_classes(split: str) -> np.ndarray:
+    """One class per code point for `_next_token`: 1 separates words, 2 is a word by itself, 0
+    continues a word. Built from Python's own definitions (str.isspace, which str.split() uses,
+    and the regex), once per process (~0.15 s). NUL separates in both: fastText splits on it."""
+    everything = "".join(map(chr, range(0x110000)))
+    if split == "whitespace":
+        classes = np.zeros(0x110000, dtype=np.uint8)
+    elif split == "punctuation":
+        classes = np.full(0x110000, 2, dtype=np.uint8)
+        for m in re.finditer(r"[\w\s']+", everything):
+            classes[m.start():m.end()] = 0
+    else:
+        raise ValueError(f"split must be 'whitespace' or 'punctuation', not {split!r}")
+    classes[np.fromiter(map(str.isspace, everything), dtype=bool, count=0x110000)] = 1
+    classes[0] = 1
+    return classes
 
 
 @functools.lru_cache(maxsize=8)

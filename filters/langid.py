@@ -53,9 +53,13 @@ def check_codes(what: str, codes: list[str], model_path: str, whose: str) -> Non
 
 def predict(texts: list[str], model=None) -> list[tuple[str, float]]:
     """Top language (ISO 639-1 where lid.176 has one) and its probability, for each text."""
+    from filters.fasttext_model import FastTextModel
+
     model = model or load_model()
-    lines = [" ".join(t[:MAX_CHARS].split()) for t in texts]
-    labels, probs = model.predict(lines, k=1)
+    if isinstance(model, FastTextModel):  # the same answers as below, the joined strings never built
+        labels, probs = model.predict_split([t[:MAX_CHARS] for t in texts], "whitespace", k=1)
+    else:
+        labels, probs = model.predict([" ".join(t[:MAX_CHARS].split()) for t in texts], k=1)
     return [(lab[0].removeprefix("__label__") if lab else "unknown", float(p[0]) if len(p) else 0.0)
             for lab, p in zip(labels, probs)]
 

@@ -175,15 +175,20 @@ def load_model(path: str = str(MODEL_PATH)):
 def toxic_probability(texts: list[str], model=None, lowered: list[str] | None = None) -> list[float]:
     """The classifier's probability that each text is toxic (`lowered`: each text.lower(), where
     the caller has them: the same input, one lower() fewer)."""
+    from filters.fasttext_model import FastTextModel
+
     model = model or load_model()
     if lowered is None:
-        lines = [preprocess(t[:MAX_SCORE_CHARS]) for t in texts]
+        lowered = [t[:MAX_SCORE_CHARS].lower() for t in texts]
     else:
         # t[:n].lower() is t.lower()[:n] only when no character before n changes length ("İ"
         # lowers to two): the texts within the limit are whole, the others take the long way.
-        lines = [_split_punct(low) if len(t) <= MAX_SCORE_CHARS else preprocess(t[:MAX_SCORE_CHARS])
-                 for t, low in zip(texts, lowered, strict=True)]
-    labels, probs = model.predict(lines, k=-1)
+        lowered = [low if len(t) <= MAX_SCORE_CHARS else t[:MAX_SCORE_CHARS].lower()
+                   for t, low in zip(texts, lowered, strict=True)]
+    if isinstance(model, FastTextModel):  # preprocess()'s words, the string never built
+        labels, probs = model.predict_split(lowered, "punctuation", k=-1)
+    else:
+        labels, probs = model.predict([_split_punct(low) for low in lowered], k=-1)
     return [float(dict(zip(lab, p)).get(TOXIC_LABEL, 0.0)) for lab, p in zip(labels, probs)]
 
 

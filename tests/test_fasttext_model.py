@@ -80,6 +80,48 @@ def test_toxicity_and_quality_model_are_exact_on_real_text(real_texts):
         assert _same(ref, ours, lines, k=1, threshold=0.6) == [], path
 
 
+def test_predict_split_equals_predict_of_the_prepared_string(real_texts):
+    """Language ID and toxicity hand the compiled predict their texts and a per-code-point class
+    table instead of building `" ".join(text.split())` and preprocess()'s spaced punctuation;
+    the answers must be those of the built strings, on real text and on every code point."""
+    lid = FastTextModel(str(langid.MODEL_PATH))
+    tox = FastTextModel(str(toxicity.MODEL_PATH))
+    every = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    # each code point alone, inside a word, after punctuation and before an apostrophe
+    probes = ["".join(f"a{ch}b {ch} x.{ch}'y " for ch in every[i: i + 300]) for i in range(0, len(every), 300)]
+    texts = real_texts[::4] + probes + [line for line in EDGE_LINES] + ["tab\there\nnew line\r\n", "x\n</s>\ny"]
+    cut = [t[: langid.MAX_CHARS] for t in texts]
+    assert _same_pairs(lid.predict([" ".join(t.split()) for t in cut], k=1), lid.predict_split(cut, "whitespace", k=1)) == []
+    low = [t[: toxicity.MAX_SCORE_CHARS].lower() for t in texts]
+    assert _same_pairs(tox.predict([toxicity.preprocess(t[: toxicity.MAX_SCORE_CHARS]) for t in texts], k=-1),
+                       tox.predict_split(low, "punctuation", k=-1)) == []
+    # and through the stages' own functions, against fastText's binding
+    ref_lid, ref_tox = fasttext.load_model(str(langid.MODEL_PATH)), fasttext.load_model(str(toxicity.MODEL_PATH))
+    sample = real_texts[::9] + EDGE_LINES
+    assert langid.predict(sample, lid) == langid.predict(sample, ref_lid)
+    assert toxicity.toxic_probability(sample, tox) == toxicity.toxic_probability(sample, ref_tox)
+
+
+def test_split_classes_follow_pythons_definitions():
+    import re
+
+    ws, punct = fasttext_model.split_classes("whitespace"), fasttext_model.split_classes("punctuation")
+    rx = re.compile(r"[^\w\s']")
+    for c in list(range(0x3000)) + list(range(0x1F000, 0x1F100)) + [0x1680, 0x202F, 0x205F, 0x3000, 0xFEFF]:
+        ch = chr(c)
+        sep = ch.isspace() or c == 0
+        assert ws[c] == (1 if sep else 0), hex(c)
+        assert punct[c] == (1 if sep else 2 if rx.match(ch) else 0), hex(c)
+    with pytest.raises(ValueError, match="split must be"):
+        fasttext_model.split_classes("commas")
+
+
+def _same_pairs(a, b) -> list[int]:
+    return [i for i in range(len(a[0]))
+            if list(a[0][i]) != list(b[0][i])
+            or not np.array_equal(np.asarray(a[1][i], dtype=np.float32), np.asarray(b[1][i], dtype=np.float32))]
+
+
 EDGE_LINES = [
     "", " ", "\t\v\f\r", "\0", "word", "a\0b", "tab\tsep\vvt\fff\rcr",
     "the </s> rest is never read", "</s>", "</s> x", "x </s>", "x</s>y",
