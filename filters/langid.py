@@ -94,6 +94,7 @@ class LangId(Filter):
 
     def setup(self) -> None:
         self._model = load_model(self.config.model_path or str(MODEL_PATH))
+        predict(["setup"], self._model)  # the compiled code and its tokenizer table, now, not in a batch
 
     def score_batch(self, docs: list[Document]) -> list[dict]:
         for doc, (lang, score) in zip(docs, predict([d.text for d in docs], self._model)):

@@ -249,6 +249,7 @@ class ToxicityFilter(Filter):
         langs = [LANG_ALIASES.get(x, x) for x in c.languages] or shipped_languages()
         self._lists = {lang: BadWords(lang, c.use_exclusions) for lang in sorted(set(langs))}
         self._model = load_model(c.model_path or str(MODEL_PATH))
+        toxic_probability(["setup"], self._model)  # the compiled code and its tokenizer table, now
 
     def _list_for(self, doc: Document) -> BadWords | None:
         lang = doc.language or self.config.default_language
