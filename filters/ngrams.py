@@ -47,7 +47,7 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
 def _run(words: list[str], joiner: str, top_ns: np.ndarray, dup_ns: np.ndarray) -> tuple[list[int], list[int]]:
     # imported here: importing this module (filters.words does, and the driver imports that) must
     # not load numba and LLVM (~110 MB) into processes that never measure a document
-    from filters.ngrams_compiled import _repetition, _split_nul
+    from filters._ngrams_compiled import _repetition, _split_nul
 
     # The words NUL-separated: one join and one encode give the code points and (where no word
     # holds a NUL, checked by the count) every word's length, 1.6x cheaper than len() per word.
