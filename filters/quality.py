@@ -297,6 +297,11 @@ class QualityFilter(Filter):
             self._profiles[lang] = (lang, th, stop)
         return self._profiles[lang]
 
+    def setup(self) -> None:
+        from filters.ngrams import repetition_chars
+
+        repetition_chars(["setup"], " ")  # loads numba and the compiled n-gram code now, not in a batch
+
     def process_batch(self, docs: list[Document]) -> None:
         for doc in docs:
             scores, content = self.analyze(doc)
