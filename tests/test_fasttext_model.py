@@ -106,6 +106,10 @@ def test_split_classes_follow_pythons_definitions():
     import re
 
     ws, punct = fasttext_model.split_classes("whitespace"), fasttext_model.split_classes("punctuation")
+    every = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    space = np.fromiter(map(str.isspace, every), dtype=bool, count=0x110000)
+    space[0] = True
+    assert np.array_equal(ws == 1, space) and np.array_equal(punct == 1, space)  # every code point
     rx = re.compile(r"[^\w\s']")
     for c in list(range(0x3000)) + list(range(0x1F000, 0x1F100)) + [0x1680, 0x202F, 0x205F, 0x3000, 0xFEFF]:
         ch = chr(c)
