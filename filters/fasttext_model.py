@@ -307,6 +307,9 @@ def load(path: str):
         return FastTextModel(path)
     except ModelFormatError as exc:
         log.info("%s; predicting with fastText's binding instead", exc)
+    except Exception as exc:  # noqa: BLE001  (numba missing or unable to compile here: slower, same scores)
+        log.warning("compiled fastText predict unavailable (%s: %s); using fastText's binding: the same "
+                    "scores, ~3x slower", type(exc).__name__, exc)
     import fasttext
 
     fasttext.FastText.eprint = lambda *a, **k: None  # silence the "load_model does not return" warning

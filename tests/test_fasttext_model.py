@@ -231,6 +231,24 @@ def test_other_losses_fall_back_to_fasttext_and_garbage_is_refused(tmp_path):
         FastTextModel(cut)
 
 
+def test_without_the_compiled_code_the_loader_falls_back_to_fasttext(monkeypatch, caplog):
+    """numba missing or unable to compile on a platform: a warning, fastText's binding, the same
+    scores (slower), never a failed stage."""
+    def broken():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(fasttext_model, "_k", broken)
+    path = str(langid.MODEL_PATH)
+    fasttext_model.load.cache_clear()
+    try:
+        model = fasttext_model.load(path)
+        assert not isinstance(model, FastTextModel)
+        assert "compiled fastText predict unavailable" in caplog.text
+        assert langid.predict(["Das ist ein deutscher Satz."], model)[0][0] == "de"
+    finally:
+        fasttext_model.load.cache_clear()
+
+
 def test_a_full_word_cache_is_emptied_without_changing_an_answer(real_texts, monkeypatch):
     monkeypatch.setattr(fasttext_model, "_CACHE_ENTRIES", 64)
     monkeypatch.setattr(fasttext_model, "_CACHE_BYTES", 2048)
