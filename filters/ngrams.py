@@ -23,8 +23,13 @@ entries in the order they were made.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections import Counter
+
 import numpy as np
 
+log = logging.getLogger(__name__)
 _BASE = 0x100000001B3  # the hash's multiplier (odd); tests set it to 1 to make every anagram collide
 _TOPS = np.array([2, 3, 4], dtype=np.int64)
 _DUPS = np.arange(5, 11, dtype=np.int64)
@@ -44,11 +49,54 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
     return dups, chars
 
 
-def _run(words: list[str], joiner: str, top_ns: np.ndarray, dup_ns: np.ndarray) -> tuple[list[int], list[int]]:
-    # imported here: importing this module (filters.words does, and the driver imports that) must
-    # not load numba and LLVM (~110 MB) into processes that never measure a document
-    from filters._ngrams_compiled import _repetition, _split_nul
+def _strings(words: list[str], joiner: str, top_ns: np.ndarray, dup_ns: np.ndarray) -> tuple[list[int], list[int]]:
+    """The definitions themselves, on strings (datatrove's helpers): the fallback when the compiled
+    code cannot load, ~20x slower, the same values."""
+    tops = []
+    for n in top_ns.tolist():
+        grams = [joiner.join(words[i: i + n]) for i in range(len(words) - n + 1)]
+        if not grams:
+            tops.append(0)
+            continue
+        gram, count = Counter(grams).most_common(1)[0]
+        tops.append(len(gram) * count)
+    dups = []
+    for n in dup_ns.tolist():
+        seen: set[str] = set()
+        chars = idx = 0
+        while idx < len(words) - n + 1:
+            gram = "".join(words[idx: idx + n])
+            if gram in seen:
+                chars += len(gram)
+                idx += n
+            else:
+                seen.add(gram)
+                idx += 1
+        dups.append(chars)
+    return tops, dups
 
+
+@functools.lru_cache(maxsize=1)
+def _compiled():
+    """The compiled kernels, or None (with one warning) where numba cannot load or cache them
+    (e.g. no writable cache folder): imported here, on first use, because importing this module
+    (filters.words does, and the driver imports that) must not load numba and LLVM (~110 MB) into
+    processes that never measure a document."""
+    try:
+        from filters import _ngrams_compiled
+
+        return _ngrams_compiled
+    except Exception as exc:  # noqa: BLE001  (slower, same values: never a failed stage)
+        log.warning("compiled n-gram code unavailable (%s: %s); using the string definitions: the same "
+                    "values, ~20x slower", type(exc).__name__, exc)
+        return None
+
+
+def _run(words: list[str], joiner: str, top_ns: np.ndarray, dup_ns: np.ndarray) -> tuple[list[int], list[int]]:
+    kernels = _compiled()
+    if kernels is None:
+        return _strings(words, joiner, top_ns, dup_ns)
+    _repetition, _split_nul = kernels._repetition, kernels._split_nul
     # The words NUL-separated: one join and one encode give the code points and (where no word
     # holds a NUL, checked by the count) every word's length, 1.6x cheaper than len() per word.
     text = "\0".join(words)

@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -385,6 +386,35 @@ def test_ngram_hash_collisions_never_merge_different_ngrams(monkeypatch):
         assert ngrams.repetition_chars(words, "") == (tops[""], dups)
     # with multiplier 1 a table that trusted hashes would count these two as one 2-gram
     assert ngrams.top_duplicate_chars(["ab", "c", "ba", "c"], 2) == 4
+
+
+def test_ngrams_without_the_compiled_code_fall_back_to_the_definitions(monkeypatch, caplog):
+    """numba unable to load or cache its code here: a warning and the string definitions, the
+    same values as datatrove's helpers, never a failed stage."""
+    import builtins
+
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate
+
+    from filters import ngrams
+
+    real_import = builtins.__import__
+
+    def no_numba(name, *a, **k):
+        if name == "numba" or name.startswith("numba.") or (a and a[2] and "_ngrams_compiled" in a[2]):
+            raise RuntimeError("cannot cache function '_repetition': no locator available")
+        return real_import(name, *a, **k)
+
+    words = split_words(PROSE * 3 + "ab c d e f g h i j k. a bc d e f g h i j k.")
+    ngrams._compiled.cache_clear()
+    monkeypatch.delitem(sys.modules, "filters._ngrams_compiled", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    try:
+        tops = [find_top_duplicate([" ".join(words[i: i + n]) for i in range(len(words) - n + 1)]) for n in (2, 3, 4)]
+        assert ngrams.repetition_chars(words, " ") == (tops, [find_all_duplicate(words, n) for n in range(5, 11)])
+        assert ngrams._compiled() is None and "compiled n-gram code unavailable" in caplog.text
+        assert ngrams.repetition_chars([], " ") == ([0, 0, 0], [0] * 6)
+    finally:
+        ngrams._compiled.cache_clear()
 
 
 def test_plain_token_pattern_gives_the_full_patterns_tokens_in_every_language():
