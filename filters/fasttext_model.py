@@ -35,6 +35,7 @@ import functools
 import logging
 import re
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,7 @@ class FastTextModel:
             self._words, self._woff, self._wlen, eos_id, self.minn, self.maxn, self.bucket, self.nwords,
             self.pruned, self._prune_map, self._prune_bits)
         self._word_cache: tuple | None = None
+        self._lock = threading.Lock()
         self._left = np.full(max(1, 2 * self.nlabels - 1), -1, dtype=np.int64)
         self._right = self._left.copy()
         if self.loss == LOSS_HS:
@@ -263,11 +265,12 @@ class FastTextModel:
         out_label = np.zeros((len(lines), k), dtype=np.int32)
         out_prob = np.zeros((len(lines), k), dtype=np.float32)
         out_n = np.zeros(len(lines), dtype=np.int64)
-        _k()._predict_batch(buf, bounds, classes, self._table, self._words, self._woff, self._wlen, self.nwords,
-                       self._vocab_ids, self._vocab_off, self._vocab_cnt, self.minn, self.maxn, self.bucket,
-                       self.word_ngrams, self.pruned, self._prune_map, self._prune_bits, self._input, self._output,
-                       self.loss, self._left, self._right, k, float(threshold), out_label, out_prob, out_n,
-                       *self._cache())
+        with self._lock:  # the word cache is updated in place: one batch at a time per model
+            _k()._predict_batch(buf, bounds, classes, self._table, self._words, self._woff, self._wlen, self.nwords,
+                           self._vocab_ids, self._vocab_off, self._vocab_cnt, self.minn, self.maxn, self.bucket,
+                           self.word_ngrams, self.pruned, self._prune_map, self._prune_bits, self._input, self._output,
+                           self.loss, self._left, self._right, k, float(threshold), out_label, out_prob, out_n,
+                           *self._cache())
         names = self.labels
         return ([[names[j] for j in out_label[i, :out_n[i]].tolist()] for i in range(len(lines))],
                 [out_prob[i, :out_n[i]].copy() for i in range(len(lines))])
