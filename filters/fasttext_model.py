@@ -26,7 +26,11 @@ What "exactly" takes, step by step as fastText 0.9.2 does it:
   score is `float(log(p + 1e-5))`, reported as `expf(score)`.
 numba's `math.exp`/`math.log` call the same libm functions as fastText (checked bit for bit in the
 tests). Models with a quantized output layer or a loss other than softmax/hierarchical softmax are
-refused with `ModelFormatError` (none is shipped); callers then fall back to fastText itself.
+refused with `ModelFormatError` (none is shipped); `load()` then uses fastText's own binding, as
+it does where numba cannot load (with a warning). Beyond fastText's steps, for speed only: a
+per-model cache of unknown words' n-gram rows, rows prefetched ahead of their use, a bitmap of a
+pruned model's kept buckets, and `predict_split`, which reads the stages' texts without building
+their prepared strings.
 """
 
 from __future__ import annotations
