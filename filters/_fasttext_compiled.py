@@ -188,8 +188,8 @@ def _next_token(buf, pos, end, classes):
         while pos < end and not _is_space(buf[pos]):
             pos += 1
         return start, pos
-    start = pos
     kind = 1
+    width = 1
     while pos < end:
         cp, width = _code_point(buf, pos)
         kind = classes[cp]
@@ -473,28 +473,16 @@ def _predict_batch(buf, bounds, classes, table, words, woff, wlen, nwords, vocab
 
 @njit(cache=True, nogil=True)
 def _cache_get(buf, s, e, h, ctable, cbytes, cboff, cblen, cids, cioff, cicnt, ids, n):
-    """Copies the cached rows of buf[s:e] to ids[n:]: the new count, or -1 if not cached."""
-    mask = len(ctable) - 1
-    slot = np.int64(h) & mask
-    L = e - s
-    while True:
-        ent = ctable[slot]
-        if ent < 0:
-            return -1
-        if cblen[ent] == L:
-            o = cboff[ent]
-            same = True
-            for i in range(L):
-                if cbytes[o + i] != buf[s + i]:
-                    same = False
-                    break
-            if same:
-                c = cicnt[ent]
-                o = cioff[ent]
-                for t in range(c):
-                    ids[n + t] = cids[o + t]
-                return n + c
-        slot = (slot + 1) & mask
+    """Copies the cached rows of buf[s:e] to ids[n:]: the new count, or -1 if not cached. The
+    cache's table is probed as the dictionary's is."""
+    ent = _lookup(buf, s, e, h, ctable, cbytes, cboff, cblen)
+    if ent < 0:
+        return -1
+    c = cicnt[ent]
+    o = cioff[ent]
+    for t in range(c):
+        ids[n + t] = cids[o + t]
+    return n + c
 
 
 @njit(cache=True, nogil=True)

@@ -46,7 +46,6 @@ import numpy as np
 
 FASTTEXT_MAGIC = 793712314
 EOS = b"</s>"
-LABEL_PREFIX = b"__label__"  # fastText's default `-label`; not stored in the model file
 LOSS_HS, LOSS_SOFTMAX = 1, 3
 MODEL_SUP = 3
 KSUB = 256  # 8-bit product quantizer codes
